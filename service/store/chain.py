@@ -1,0 +1,300 @@
+"""Canonical JSON, record hashes and chain verification.
+
+Hash definition (version 1) — enough for an outside body to re-implement it
+----------------------------------------------------------------------------
+``canonical(x)``: JSON with keys sorted (by code point), no whitespace
+(``,`` and ``:`` separators), non-ASCII characters written as UTF-8 (not
+``\\u`` escapes), floats written as Python's shortest round-trip ``repr``
+(``0.1``, ``1e-07``, ``1e+300``), NaN and ±Infinity refused, then encoded as
+UTF-8.  Only objects with string keys, arrays, strings, integers, floats,
+booleans and null are allowed.
+
+``personal_digest = sha256_hex(canonical(personal))`` (``canonical(None)`` is
+``null``, so a record without personal data has ``sha256_hex(b"null")``).
+
+``hash = sha256_hex(canonical({"v": 1, "seq": seq, "record_type": t,
+"record_id": id, "created_at": iso, "public": public,
+"personal_digest": personal_digest, "prev_hash": prev_hash}))`` where ``iso``
+is the UTC timestamp as ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``.  The first
+record has ``prev_hash = GENESIS`` (64 zeros) and ``seq = 1``; after retention
+deletion, the first kept record's ``prev_hash`` is the anchor's hash.
+
+The personal fields themselves are not hashed, only their digest: masking
+(``personal := NULL``) leaves every hash valid, while an unmasked personal
+field that was altered no longer matches its digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from numbers import Integral, Real
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from service.store import tables
+from service.store.db import db_errors, is_postgres
+
+__all__ = [
+    "GENESIS",
+    "HASH_VERSION",
+    "VerifyResult",
+    "canonical_json",
+    "format_ts",
+    "normalize_json",
+    "personal_digest",
+    "record_hash",
+    "sha256_hex",
+    "verify_chain",
+]
+
+GENESIS = "0" * 64
+HASH_VERSION = 1
+NULL_DIGEST = hashlib.sha256(b"null").hexdigest()
+
+
+def normalize_json(value: Any, _path: str = "$") -> Any:
+    """A plain-JSON copy of ``value`` (dict/list/str/int/float/bool/None); refuses anything else.
+
+    Tuples become lists, numeric subclasses (e.g. numpy scalars) become ``int``/
+    ``float``.  NaN and infinities raise :class:`ValueError`.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value if type(value) is str else str.__str__(value)
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        f = float(value)
+        if not math.isfinite(f):
+            raise ValueError(f"non-finite number at {_path}: {f!r} (NaN/Infinity are not valid JSON)")
+        return f
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"non-string key {key!r} at {_path}")
+            out[key] = normalize_json(item, f"{_path}.{key}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [normalize_json(item, f"{_path}[{i}]") for i, item in enumerate(value)]
+    if type(value).__name__ == "bool_":  # numpy.bool_ without importing numpy
+        return bool(value)
+    raise TypeError(f"value of type {type(value).__name__} at {_path} is not JSON-serialisable")
+
+
+def canonical_json(value: Any) -> bytes:
+    """Canonical UTF-8 JSON bytes of ``value`` (see module docstring)."""
+    text = json.dumps(
+        normalize_json(value),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as err:  # lone surrogates
+        raise ValueError(f"string is not valid Unicode: {err}") from err
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def personal_digest(personal: Any) -> str:
+    return sha256_hex(canonical_json(personal))
+
+
+def format_ts(ts: datetime) -> str:
+    """The timestamp form covered by the hash: UTC, microseconds, ``+00:00``."""
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise ValueError("naive datetime refused: timestamps must be timezone-aware")
+    return ts.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def record_hash(
+    *,
+    seq: int,
+    record_type: str,
+    record_id: str,
+    created_at: datetime | str,
+    public: Any,
+    personal_digest: str,
+    prev_hash: str,
+) -> str:
+    """The chain hash of one ledger record (version :data:`HASH_VERSION`)."""
+    envelope = {
+        "v": HASH_VERSION,
+        "seq": int(seq),
+        "record_type": record_type,
+        "record_id": record_id,
+        "created_at": created_at if isinstance(created_at, str) else format_ts(created_at),
+        "public": public,
+        "personal_digest": personal_digest,
+        "prev_hash": prev_hash,
+    }
+    return sha256_hex(canonical_json(envelope))
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    records: int
+    head_hash: str
+    first_broken_seq: int | None
+    reason: str | None
+    anchor_seq: int | None = None
+
+
+def _select_ledger() -> Any:
+    lg = tables.ledger
+    return select(
+        lg.c.seq,
+        lg.c.record_type,
+        lg.c.record_id,
+        lg.c.created_at,
+        lg.c.public,
+        lg.c.personal,
+        lg.c.personal_digest,
+        lg.c.prev_hash,
+        lg.c.hash,
+        lg.c.masked_at,
+    ).order_by(lg.c.seq)
+
+
+def _rows(conn: Connection, batch_size: int) -> Iterator[Any]:
+    result = conn.execution_options(yield_per=batch_size).execute(_select_ledger())
+    try:
+        yield from result
+    finally:
+        result.close()
+
+
+def _verify_on(conn: Connection, expect_hash: str | None, batch_size: int) -> VerifyResult:
+    anchor = conn.execute(
+        select(tables.ledger_anchor.c.seq, tables.ledger_anchor.c.hash).where(tables.ledger_anchor.c.id == 1)
+    ).first()
+    anchor_seq = int(anchor.seq) if anchor is not None else None
+    prev_hash = anchor.hash if anchor is not None else GENESIS
+    expected_seq = (anchor_seq or 0) + 1
+    records = 0
+    expect_found = expect_hash is None or expect_hash == prev_hash
+    last_delete: dict[str, Any] | None = None
+    last_delete_seq: int | None = None
+
+    def broken(seq: int | None, reason: str) -> VerifyResult:
+        return VerifyResult(False, records, prev_hash, seq, reason, anchor_seq)
+
+    for row in _rows(conn, batch_size):
+        seq = int(row.seq)
+        if seq != expected_seq:
+            if seq > expected_seq:
+                missing = f"{expected_seq}" if seq == expected_seq + 1 else f"{expected_seq}..{seq - 1}"
+                return broken(seq, f"seq gap: record(s) {missing} missing before seq {seq} (deleted?)")
+            return broken(seq, f"seq out of order: expected {expected_seq}, found {seq}")
+        if row.prev_hash != prev_hash:
+            return broken(
+                seq,
+                f"prev_hash mismatch at seq {seq}: the record before it was deleted, replaced or reordered",
+            )
+        if row.record_type not in tables.RECORD_TYPES:
+            return broken(seq, f"unknown record_type {row.record_type!r} at seq {seq}")
+        try:
+            recomputed = record_hash(
+                seq=seq,
+                record_type=row.record_type,
+                record_id=row.record_id,
+                created_at=row.created_at,
+                public=row.public,
+                personal_digest=row.personal_digest,
+                prev_hash=row.prev_hash,
+            )
+        except (TypeError, ValueError) as err:
+            return broken(seq, f"record content at seq {seq} cannot be canonicalised: {err}")
+        if recomputed != row.hash:
+            return broken(seq, f"hash mismatch at seq {seq}: record content was edited")
+        if row.personal is not None:
+            if personal_digest(row.personal) != row.personal_digest:
+                return broken(seq, f"personal data at seq {seq} does not match its digest (edited)")
+        elif row.masked_at is None and row.personal_digest != NULL_DIGEST:
+            return broken(seq, f"personal data at seq {seq} removed without being marked as masked")
+        if (
+            row.record_type == "retention"
+            and isinstance(row.public, dict)
+            and row.public.get("action") == "delete"
+        ):
+            last_delete, last_delete_seq = row.public, seq
+        prev_hash = row.hash
+        expected_seq = seq + 1
+        records += 1
+        if not expect_found and row.hash == expect_hash:
+            expect_found = True
+
+    if anchor is not None and (
+        last_delete is None
+        or last_delete.get("anchor_seq") != anchor_seq
+        or last_delete.get("anchor_hash") != anchor.hash
+    ):
+        return VerifyResult(
+            False,
+            records,
+            prev_hash,
+            last_delete_seq if last_delete_seq is not None else (anchor_seq or 0) + 1,
+            "ledger anchor does not match the latest retention-deletion record in the chain",
+            anchor_seq,
+        )
+    if not expect_found:
+        return VerifyResult(
+            False,
+            records,
+            prev_hash,
+            None,
+            f"expected hash {expect_hash} not found in the chain (records removed from the end?)",
+            anchor_seq,
+        )
+    return VerifyResult(True, records, prev_hash, None, None, anchor_seq)
+
+
+def verify_chain(
+    source: Engine | Connection | Session,
+    *,
+    expect_hash: str | None = None,
+    batch_size: int = 2000,
+) -> VerifyResult:
+    """Walk the ledger in ``seq`` order and recompute every link.
+
+    Detects an edited record (hash mismatch), an edited unmasked personal field
+    (digest mismatch), a deleted record (seq gap or ``prev_hash`` mismatch), a
+    reordered record (``seq`` is hashed, so swapping breaks both hashes) and a
+    tampered retention anchor.  Rows are streamed (``yield_per``), so memory use
+    is constant in the ledger size.
+
+    Removing records from the *end* of the chain cannot be seen from inside;
+    pass ``expect_hash`` (a head hash published earlier, e.g. from an export)
+    and verification fails unless that hash is still in the chain.
+
+    ``source`` may be an Engine (a consistent snapshot is opened), a Connection
+    or a Session (their current transaction is used).
+    """
+    with db_errors("chain verification"):
+        if isinstance(source, Session):
+            return _verify_on(source.connection(), expect_hash, batch_size)
+        if isinstance(source, Connection):
+            if source.in_transaction():
+                return _verify_on(source, expect_hash, batch_size)
+            with source.begin():
+                return _verify_on(source, expect_hash, batch_size)
+        with source.connect() as conn:
+            if is_postgres(conn):
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                return _verify_on(conn, expect_hash, batch_size)

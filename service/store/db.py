@@ -1,0 +1,241 @@
+"""Engine construction, migrations, transactions and error mapping for the store.
+
+Backends
+--------
+* **SQLite** (single host, one file): WAL journal, ``synchronous=FULL`` (every
+  commit is fsynced to the WAL before ``COMMIT`` returns), foreign keys on and a
+  busy timeout so concurrent writers wait instead of failing.  The ``sqlite3``
+  driver's own transaction handling is switched off (``isolation_level=None``)
+  and SQLAlchemy's ``begin`` event emits ``BEGIN`` itself, as the SQLAlchemy
+  SQLite documentation recommends; write transactions ask for
+  ``BEGIN IMMEDIATE`` so they take SQLite's single write lock *before* reading
+  anything (no lost updates, no ``SQLITE_BUSY_SNAPSHOT`` upgrades).
+* **PostgreSQL** (psycopg 3): ``pool_pre_ping`` so connections killed by a
+  restart or a failover are replaced transparently.  Write transactions force
+  ``synchronous_commit=on`` locally, so a commit that returned is on disk even
+  if the server default was relaxed.
+
+Every database failure surfacing from the store is raised as
+:class:`StoreUnavailable`; the service maps it to HTTP 503 so no score is ever
+returned without having been logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, exc, func, select, text
+from sqlalchemy.engine import Connection, make_url
+
+__all__ = [
+    "MIGRATION_LOCK_KEY",
+    "StoreError",
+    "StoreUnavailable",
+    "alembic_config",
+    "db_errors",
+    "is_postgres",
+    "is_sqlite",
+    "make_engine",
+    "migrate",
+    "ping",
+    "read_transaction",
+    "write_transaction",
+]
+
+#: Advisory lock key (PostgreSQL) held while migrations run.  Arbitrary but fixed.
+MIGRATION_LOCK_KEY = 0x62725F6D6967  # "br_mig"
+
+#: Execution option read by the SQLite ``begin`` listener.
+_SQLITE_BEGIN_OPTION = "borderrisk_sqlite_begin"
+_SQLITE_BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE"})
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_CONNECT_TIMEOUT_S = 10
+
+_MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class StoreError(Exception):
+    """Base class of every error raised by :mod:`service.store`."""
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached or failed; nothing was (or can be) logged.
+
+    The service must answer HTTP 503 and must not return the score.
+    """
+
+
+def is_sqlite(bind: Engine | Connection) -> bool:
+    return bind.dialect.name == "sqlite"
+
+
+def is_postgres(bind: Engine | Connection) -> bool:
+    return bind.dialect.name == "postgresql"
+
+
+def make_engine(url: str, *, connect_args: dict[str, Any] | None = None, **engine_kwargs: Any) -> Engine:
+    """Create an :class:`~sqlalchemy.Engine` configured for the audit store.
+
+    ``connect_args`` are passed to the DBAPI (e.g. ``{"options": "-csearch_path=x"}``
+    for PostgreSQL); ``engine_kwargs`` to :func:`sqlalchemy.create_engine`.
+    """
+    sa_url = make_url(url)
+    args = dict(connect_args or {})
+    backend = sa_url.get_backend_name()
+    if backend == "sqlite":
+        # sqlite3's own busy timeout (seconds); the PRAGMA below sets the same.
+        args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+        engine = create_engine(sa_url, connect_args=args, **engine_kwargs)
+        _install_sqlite_listeners(engine)
+        return engine
+    if backend == "postgresql":
+        if "connect_timeout" not in sa_url.query:
+            args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_S)
+        engine_kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(sa_url, connect_args=args, **engine_kwargs)
+    raise ValueError(f"unsupported database backend {backend!r}: use sqlite or postgresql")
+
+
+def _install_sqlite_listeners(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy (the "begin" listener below) emit BEGIN instead of the driver.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            _ensure_wal(cursor)
+            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_SQLITE_BEGIN_OPTION, "DEFERRED")
+        if mode not in _SQLITE_BEGIN_MODES:  # pragma: no cover - internal misuse
+            raise ValueError(f"invalid SQLite begin mode {mode!r}")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _ensure_wal(cursor: Any) -> None:
+    """Switch the file to WAL (persistent, so usually already done by an earlier connection).
+
+    The switch needs an exclusive lock and SQLite reports "database is locked" at
+    once, without consulting the busy handler, when another process holds the
+    file (two workers opening a fresh database together): retry until the busy
+    timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            mode = str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            if mode in ("wal", "memory"):
+                return
+            cursor.execute("PRAGMA journal_mode = WAL").fetchall()
+            return
+        except sqlite3.OperationalError as err:
+            transient = "locked" in str(err) or "busy" in str(err)
+            if not transient or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
+@contextlib.contextmanager
+def db_errors(operation: str) -> Iterator[None]:
+    """Translate any SQLAlchemy/DBAPI failure into :class:`StoreUnavailable`."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except exc.SQLAlchemyError as err:
+        detail = getattr(err, "orig", None) or err
+        first_line = str(detail).strip().splitlines()[0] if str(detail).strip() else type(err).__name__
+        raise StoreUnavailable(
+            f"audit store unavailable during {operation}: {type(err).__name__}: {first_line}"
+        ) from err
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine, *, lock_key: int | None = None) -> Iterator[Connection]:
+    """A serialised write transaction; committed (durably) when the block exits cleanly.
+
+    SQLite: ``BEGIN IMMEDIATE`` takes the database's write lock up front (other
+    writers, in this or another process, wait up to the busy timeout).
+    PostgreSQL: ``synchronous_commit`` is forced on and, when ``lock_key`` is
+    given, ``pg_advisory_xact_lock(lock_key)`` is taken as the first statement;
+    it is released by the commit/rollback.
+    """
+    with engine.connect() as conn:
+        if is_sqlite(conn):
+            conn.execution_options(**{_SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        with conn.begin():
+            if is_postgres(conn):
+                conn.execute(text("SET LOCAL synchronous_commit TO ON"))
+                if lock_key is not None:
+                    conn.execute(select(func.pg_advisory_xact_lock(lock_key)))
+            yield conn
+
+
+@contextlib.contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A read transaction that sees one consistent snapshot for all its statements.
+
+    PostgreSQL runs it at REPEATABLE READ; SQLite's deferred transaction is a
+    snapshot from its first read (WAL mode), so writers are never blocked.
+    """
+    with engine.connect() as conn:
+        if is_postgres(conn):
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
+
+
+def ping(engine: Engine) -> bool:
+    """True if a round trip to the database succeeds."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1")).scalar_one()
+        return True
+    except Exception:
+        return False
+
+
+def alembic_config() -> Any:
+    """An in-code Alembic :class:`~alembic.config.Config` (no ``alembic.ini`` needed)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS_DIR).replace("%", "%%"))
+    cfg.set_main_option("path_separator", "os")
+    return cfg
+
+
+def migrate(engine_or_url: Engine | str, revision: str = "head") -> None:
+    """Run ``alembic upgrade <revision>``; idempotent and safe to call from many processes at once.
+
+    The migration runs in one transaction on a connection that first takes a
+    lock: ``pg_advisory_xact_lock`` on PostgreSQL, the write lock of
+    ``BEGIN IMMEDIATE`` on SQLite.  A second process blocks until the first one
+    has committed, then finds the schema at head and does nothing.
+    """
+    from alembic import command
+
+    owned = isinstance(engine_or_url, str)
+    engine = make_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    try:
+        with db_errors("migration"), write_transaction(engine, lock_key=MIGRATION_LOCK_KEY) as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    finally:
+        if owned:
+            engine.dispose()

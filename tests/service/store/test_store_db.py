@@ -1,0 +1,171 @@
+"""Engine settings, migrations, ping, and StoreUnavailable on a dead or broken database."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from datetime import datetime
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from service.store import AuditStore, KeyStore, StoreUnavailable, make_engine, migrate, ping, verify_chain
+from service.store.db import alembic_config
+from service.store.tables import Base
+
+
+def test_sqlite_engine_pragmas(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+    finally:
+        engine.dispose()
+
+
+def test_postgres_engine_pre_pings() -> None:
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
+    assert engine.pool._pre_ping is True
+    engine.dispose()
+    with pytest.raises(ValueError, match="unsupported"):
+        make_engine("mysql://u@h/db")
+
+
+def test_migrate_is_idempotent_and_matches_the_models(db_target) -> None:
+    engine = db_target.engine()
+    migrate(engine)
+    migrate(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert {
+        "ledger",
+        "ledger_anchor",
+        "decisions",
+        "reviews",
+        "outcomes",
+        "api_keys",
+        "alembic_version",
+    } <= tables
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == []
+
+
+def test_migration_downgrades_and_upgrades_again(db_target) -> None:
+    engine = db_target.engine()
+    migrate(engine)
+    with engine.begin() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    assert "ledger" not in inspect(engine).get_table_names()
+    migrate(engine)
+    assert "ledger" in inspect(engine).get_table_names()
+
+
+def test_migrate_accepts_a_url(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        assert ping(engine)
+        assert verify_chain(engine).ok
+    finally:
+        engine.dispose()
+
+
+def test_ping(engine) -> None:
+    assert ping(engine) is True
+    dead = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 2})
+    assert ping(dead) is False
+    dead.dispose()
+
+
+def _assert_unavailable(engine, make_decision) -> None:
+    store = AuditStore(engine)
+    with pytest.raises(StoreUnavailable, match="audit store unavailable during append_decisions"):
+        store.append_decision(**make_decision(1))
+    with pytest.raises(StoreUnavailable):
+        store.list_decisions()
+    with pytest.raises(StoreUnavailable):
+        store.get_decision(str(uuid.uuid4()))
+    with pytest.raises(StoreUnavailable):
+        list(store.iter_history("cargo", None))
+    with pytest.raises(StoreUnavailable):
+        verify_chain(engine)
+    with pytest.raises(StoreUnavailable):
+        KeyStore(engine).authenticate("br_0123456789ab_" + "A" * 43)
+    with pytest.raises(StoreUnavailable):
+        store.mask_personal(datetime.now().astimezone())
+    with pytest.raises(StoreUnavailable, match="migration"):
+        migrate(engine)
+
+
+def test_unreachable_postgres_raises_store_unavailable(make_decision) -> None:
+    engine = make_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 2}
+    )
+    try:
+        _assert_unavailable(engine, make_decision)
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_in_missing_directory_raises_store_unavailable(tmp_path, make_decision) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'gone' / 'audit.db'}")
+    try:
+        _assert_unavailable(engine, make_decision)
+    finally:
+        engine.dispose()
+
+
+def test_database_removed_under_a_running_store(tmp_path, make_decision) -> None:
+    folder = tmp_path / "db"
+    folder.mkdir()
+    engine = make_engine(f"sqlite:///{folder / 'audit.db'}")
+    migrate(engine)
+    store = AuditStore(engine)
+    store.append_decision(**make_decision(0))
+    engine.dispose()  # close pooled connections, then the volume disappears
+    shutil.rmtree(folder)
+    with pytest.raises(StoreUnavailable):
+        store.append_decision(**make_decision(1))
+    engine.dispose()
+
+
+def test_read_only_sqlite_raises_store_unavailable(tmp_path, make_decision) -> None:
+    path = tmp_path / "ro.db"
+    migrate(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    try:
+        store = AuditStore(engine)
+        with pytest.raises(StoreUnavailable, match=r"readonly|read-only|read only"):
+            store.append_decision(**make_decision(0))
+        assert store.list_decisions() == ([], 0)  # reads still work
+    finally:
+        engine.dispose()
+
+
+def test_unmigrated_database_raises_store_unavailable(db_target, make_decision) -> None:
+    engine = db_target.engine()
+    with pytest.raises(StoreUnavailable):
+        AuditStore(engine).append_decision(**make_decision(0))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_target", ["postgres"], indirect=True)
+def test_postgres_connection_killed_is_replaced_by_pre_ping(db_target, engine, make_decision) -> None:
+    store = AuditStore(engine)
+    store.append_decision(**make_decision(0))
+    with engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    killer = db_target.engine()
+    with killer.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one() is True
+    store.append_decision(**make_decision(1))  # the dead pooled connection is detected and replaced
+    assert verify_chain(engine).records == 2
