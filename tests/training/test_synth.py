@@ -253,7 +253,7 @@ def test_targeted_hit_rate_beats_random(gen, outcome) -> None:
     assert hit["targeted"] > 1.4 * hit["random"]
     # the random sample is unbiased: its true rate matches the population's
     p = by["oracle_p"].mean()
-    assert p["random"] == pytest.approx(df["oracle_p"].mean(), rel=0.1)
+    assert p["random"] == pytest.approx(df["oracle_p"].mean(), rel=0.2)
     assert p["targeted"] > 1.5 * p["none"]
 
 

@@ -1,0 +1,30 @@
+"""The scoring service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from borderrisk.commands.common import app
+from borderrisk.settings import Settings, get_settings
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (default BORDERRISK_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default BORDERRISK_PORT)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+) -> None:
+    """Start the scoring service (uvicorn)."""
+    import uvicorn
+
+    settings: Settings = get_settings()
+    uvicorn.run(
+        "service.main:app",
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
