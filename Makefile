@@ -41,6 +41,7 @@ $(DATA)/.trained-%: $(DATA)/history/%.parquet
 models: $(DATA)/.trained-cargo $(DATA)/.trained-passenger
 
 run: install demo-data models
+	$(BR) keys demo
 	$(BR) serve
 
 test: install

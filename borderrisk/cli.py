@@ -6,7 +6,7 @@ pandas) are imported inside the commands, so ``--help`` is quick.
 
 from __future__ import annotations
 
-from borderrisk.commands import data, serve, train  # noqa: F401 - registers the commands
+from borderrisk.commands import admin, data, history, serve, train  # noqa: F401 - registers the commands
 from borderrisk.commands.common import app
 
 __all__ = ["app"]

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Domain = Literal["cargo", "passenger"]
@@ -19,6 +19,9 @@ DOMAINS: tuple[Domain, ...] = ("cargo", "passenger")
 
 #: Registered model name per domain in the MLflow registry.
 MODEL_NAMES: dict[str, str] = {"cargo": "cargo-risk", "passenger": "passenger-risk"}
+
+
+DEV_SECRET = "dev-only-insecure-session-secret"
 
 
 class Settings(BaseSettings):
@@ -44,6 +47,28 @@ class Settings(BaseSettings):
     passenger_red_share: float = Field(default=0.05, gt=0, lt=1)
     passenger_yellow_share: float = Field(default=0.10, ge=0, lt=1)
     model_alias: str = "champion"
+    #: Share of declarations sent to inspection at random, whatever their score: it keeps the labels
+    #: of the next training history unbiased and shows what the model is worth.
+    random_share: float = Field(default=0.02, ge=0, le=1)
+
+    # Operations
+    batch_max: int = Field(default=1000, ge=1, description="most records in one batch request")
+    max_body_bytes: int = Field(default=2_000_000, ge=1024, description="larger request bodies get 413")
+    key_cache_ttl: float = Field(default=5.0, ge=0, description="seconds an API-key lookup is cached")
+    session_secret: SecretStr = Field(
+        default=SecretStr(DEV_SECRET), description="signs oversight session cookies; must be set outside dev"
+    )
+
+    @model_validator(mode="after")
+    def _no_default_secret_outside_dev(self) -> Settings:
+        if self.env != "dev" and self.session_secret.get_secret_value() == DEV_SECRET:
+            raise ValueError(
+                f"BORDERRISK_SESSION_SECRET must be set when BORDERRISK_ENV={self.env} "
+                "(the default is for dev only)"
+            )
+        if self.env != "dev" and len(self.session_secret.get_secret_value()) < 32:
+            raise ValueError("BORDERRISK_SESSION_SECRET must be at least 32 characters")
+        return self
 
     @model_validator(mode="after")
     def _shares_fit(self) -> Settings:

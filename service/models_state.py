@@ -9,6 +9,7 @@ import structlog
 
 from borderrisk.settings import DOMAINS, Settings
 from models.scoring import Scorer
+from service import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +39,7 @@ class ServingModels:
             red, yellow = settings.channel_shares(domain)
             scorer = Scorer(bundle, red_share=red, yellow_share=yellow, version=reg.version)
             self.scorers[domain] = scorer
+            metrics.model_served(domain, reg.name, reg.version, reg.sha256)
             self.errors.pop(domain, None)
             log.info("model_loaded", domain=domain, name=reg.name, version=reg.version, sha256=reg.sha256)
             return scorer

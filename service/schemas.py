@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from features.schemas import CargoDeclaration, PassengerRecord
 
 
 class ModelRef(BaseModel):
@@ -35,8 +37,87 @@ class ScoreResponse(BaseModel):
     model: ModelRef
     score: float = Field(ge=0, le=1, description="calibrated probability of a finding if inspected")
     channel: Literal["green", "yellow", "red"]
+    selection: Literal["random", "risk", "none"] = Field(
+        description="why it is (not) selected for inspection: drawn at random, red channel, or neither"
+    )
+    inspect: bool = Field(
+        description="selected for inspection (random or risk); an officer reviews every hit"
+    )
     thresholds: dict[str, float] = Field(description="calibrated score at which yellow and red begin")
     explanation: Explanation
+
+
+class BatchResponse(BaseModel):
+    decisions: list[ScoreResponse]
+
+
+class ReviewRequest(BaseModel):
+    """An officer's review: confirm the channel, or override it with a reason."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "action": "override",
+                    "channel": "green",
+                    "reason": "known regular importer, documents checked",
+                }
+            ]
+        },
+    )
+
+    action: Literal["confirm", "override"]
+    channel: Literal["green", "yellow", "red"] | None = Field(
+        default=None, description="the new channel (override); omitted on confirm"
+    )
+    reason: str = Field(default="", max_length=10_000, description="required for an override")
+
+    @model_validator(mode="after")
+    def _override_needs_channel_and_reason(self) -> ReviewRequest:
+        if self.action == "override":
+            if self.channel is None:
+                raise ValueError("an override must name the new channel")
+            if not self.reason.strip():
+                raise ValueError("an override needs a reason")
+        return self
+
+
+class ReviewResponse(BaseModel):
+    review_id: str
+    decision_id: str
+    action: str
+    channel: str
+    previous_channel: str
+
+
+class OutcomeRequest(BaseModel):
+    """The result of the inspection."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"finding": True, "revenue_recovered": 1840.0, "note": "undervalued invoice"}]
+        },
+    )
+
+    finding: bool
+    revenue_recovered: float | None = Field(default=None, ge=0, le=1e13, allow_inf_nan=False)
+    note: str | None = Field(default=None, max_length=10_000)
+
+
+class OutcomeResponse(BaseModel):
+    outcome_id: str
+    decision_id: str
+    finding: bool
+
+
+class ReloadResponse(BaseModel):
+    domain: str
+    name: str
+    version: str
+    sha256: str
+    previous_version: str | None
 
 
 class ModelInfo(BaseModel):
@@ -57,3 +138,13 @@ class ModelInfo(BaseModel):
 class Health(BaseModel):
     status: str
     models: dict[str, str] = Field(default_factory=dict)
+
+
+class CargoBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    declarations: list[CargoDeclaration] = Field(min_length=1, description="at most BORDERRISK_BATCH_MAX")
+
+
+class PassengerBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    records: list[PassengerRecord] = Field(min_length=1, description="at most BORDERRISK_BATCH_MAX")

@@ -17,6 +17,7 @@ from borderrisk.settings import Settings
 from training.pipeline import TrainConfig, TrainResult, train
 
 ROWS = 150_000
+TEST_SECRET = "test-session-secret-0123456789abcdef"
 DAYS = 450  # the first 365 days train (and validate), the last 85 are the "later period"
 
 
@@ -50,7 +51,7 @@ def passenger_trained() -> Trained:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(data_dir=tmp_path_factory.mktemp("data"), env="test")
+    return Settings(data_dir=tmp_path_factory.mktemp("data"), env="test", session_secret=TEST_SECRET)
 
 
 @pytest.fixture(scope="session")
@@ -69,13 +70,56 @@ def registered(settings: Settings, cargo_trained: Trained, passenger_trained: Tr
     return settings
 
 
+ROLES = ("officer", "analyst", "auditor", "admin")
+
+
+def make_keys(app, prefix: str = "test") -> dict[str, str]:
+    """One key per role, plus a revoked officer key, in the app's key store."""
+    store = app.state.keys
+    keys = {role: store.create(f"{prefix}-{role}", role) for role in ROLES}
+    keys["revoked"] = store.create(f"{prefix}-revoked", "officer")
+    store.revoke(f"{prefix}-revoked")
+    store.invalidate()
+    return keys
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 @pytest.fixture(scope="session")
 def client(registered: Settings):
+    """The service on the session's registry and an SQLite decision log, with ``client.keys``."""
     from fastapi.testclient import TestClient
 
     from service.app import create_app
 
-    with TestClient(create_app(registered)) as c:
+    with TestClient(create_app(registered.model_copy(update={"random_share": 0.0}))) as c:
+        c.keys = make_keys(c.app)  # type: ignore[attr-defined]
+        c.officer = auth(c.keys["officer"])  # type: ignore[attr-defined]
+        yield c
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend_client(request: pytest.FixtureRequest, registered: Settings, tmp_path_factory):
+    """The service with its decision log on SQLite and on PostgreSQL (a private schema)."""
+    from contextlib import ExitStack
+
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from tests.postgres import private_schema_url
+
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('audit') / 'audit.db'}"
+        else:
+            url = stack.enter_context(private_schema_url())
+        settings = registered.model_copy(update={"database_url": url, "random_share": 0.0})
+        c = stack.enter_context(TestClient(create_app(settings)))
+        c.keys = make_keys(c.app)  # type: ignore[attr-defined]
+        c.officer = auth(c.keys["officer"])  # type: ignore[attr-defined]
+        c.backend = request.param  # type: ignore[attr-defined]
         yield c
 
 
@@ -102,4 +146,4 @@ def record_of(row: pd.Series) -> dict:
 
 @pytest.fixture
 def tmp_data(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, env="test")
+    return Settings(data_dir=tmp_path, env="test", session_secret=TEST_SECRET)

@@ -1,4 +1,4 @@
-"""Scoring endpoints: one declaration or passenger record in, a decision with its explanation out.
+"""Scoring endpoints: declarations in, logged decisions with their explanations out.
 
 Plain ``def`` endpoints: scoring is CPU work, and FastAPI runs sync endpoints in its thread pool
 instead of blocking the event loop.
@@ -6,43 +6,63 @@ instead of blocking the event loop.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Request
 
 from features.schemas import CargoDeclaration, PassengerRecord
-from service.deps import ModelsDep, scorer_for
-from service.schemas import ScoreResponse
+from service.decisions import decide
+from service.deps import ModelsDep, SettingsDep, scorer_for
+from service.schemas import BatchResponse, CargoBatch, PassengerBatch, ScoreResponse
+from service.security import Officer
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing, malformed or revoked API key"},
+    403: {"description": "the key's role may not score"},
+    413: {"description": "request body over BORDERRISK_MAX_BODY_BYTES"},
     422: {"description": "invalid declaration: each bad field is named in `detail`"},
-    503: {"description": "no model is loaded for this domain"},
+    503: {"description": "no model is loaded, or the decision log cannot be written (nothing was scored)"},
 }
 
 
-def _decide(models: ModelsDep, domain: str, record: CargoDeclaration | PassengerRecord) -> ScoreResponse:
+def _one(
+    request: Request, models: ModelsDep, settings: SettingsDep, officer: str, domain: str, record
+) -> dict:
     scorer = scorer_for(models, domain)
-    score, channel, explanation = scorer.score_record(record.model_dump())
-    t = scorer.thresholds
-    return ScoreResponse(
-        decision_id=str(uuid.uuid4()),
-        domain=domain,  # type: ignore[arg-type]
-        model=scorer.model_info,  # type: ignore[arg-type]
-        score=score,
-        channel=channel,  # type: ignore[arg-type]
-        thresholds={"yellow": t.yellow_score, "red": t.red_score},
-        explanation=explanation,  # type: ignore[arg-type]
-    )
+    store = getattr(request.app.state, "audit", None)
+    return decide(store, scorer, domain, officer, [record.model_dump()], settings.random_share)[0]
+
+
+def _batch(
+    request: Request, models: ModelsDep, settings: SettingsDep, officer: str, domain: str, items
+) -> dict:
+    if len(items) > settings.batch_max:
+        field = "declarations" if domain == "cargo" else "records"
+        raise HTTPException(
+            422,
+            [
+                {
+                    "loc": ["body", field],
+                    "msg": f"at most {settings.batch_max} items per batch (got {len(items)})",
+                    "type": "too_long",
+                }
+            ],
+        )
+    scorer = scorer_for(models, domain)
+    store = getattr(request.app.state, "audit", None)
+    records = [item.model_dump() for item in items]
+    return {"decisions": decide(store, scorer, domain, officer, records, settings.random_share)}
 
 
 @router.post(
     "/cargo/score", response_model=ScoreResponse, responses=_RESPONSES, summary="Score one cargo declaration"
 )
-def score_cargo(declaration: CargoDeclaration, models: ModelsDep) -> ScoreResponse:
-    return _decide(models, "cargo", declaration)
+def score_cargo(
+    declaration: CargoDeclaration, request: Request, models: ModelsDep, settings: SettingsDep, who: Officer
+) -> dict:
+    return _one(request, models, settings, who.name, "cargo", declaration)
 
 
 @router.post(
@@ -51,5 +71,31 @@ def score_cargo(declaration: CargoDeclaration, models: ModelsDep) -> ScoreRespon
     responses=_RESPONSES,
     summary="Score one passenger record",
 )
-def score_passenger(record: PassengerRecord, models: ModelsDep) -> ScoreResponse:
-    return _decide(models, "passenger", record)
+def score_passenger(
+    record: PassengerRecord, request: Request, models: ModelsDep, settings: SettingsDep, who: Officer
+) -> dict:
+    return _one(request, models, settings, who.name, "passenger", record)
+
+
+@router.post(
+    "/cargo/score/batch",
+    response_model=BatchResponse,
+    responses=_RESPONSES,
+    summary="Score a batch of cargo declarations (logged in one transaction)",
+)
+def score_cargo_batch(
+    batch: CargoBatch, request: Request, models: ModelsDep, settings: SettingsDep, who: Officer
+) -> dict:
+    return _batch(request, models, settings, who.name, "cargo", batch.declarations)
+
+
+@router.post(
+    "/passenger/score/batch",
+    response_model=BatchResponse,
+    responses=_RESPONSES,
+    summary="Score a batch of passenger records (logged in one transaction)",
+)
+def score_passenger_batch(
+    batch: PassengerBatch, request: Request, models: ModelsDep, settings: SettingsDep, who: Officer
+) -> dict:
+    return _batch(request, models, settings, who.name, "passenger", batch.records)

@@ -9,8 +9,6 @@ If the server is unreachable the postgres variants are skipped — unless
 
 from __future__ import annotations
 
-import functools
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,43 +17,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, bindparam, create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import JSON
 
 from service.store import AuditStore, make_engine, migrate
-
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def pg_url() -> str:
-    return os.environ.get("BORDERRISK_TEST_POSTGRES_URL") or DEFAULT_PG_URL
-
-
-@functools.cache
-def _pg_unreachable() -> str | None:
-    url = pg_url()
-    shown = make_url(url).render_as_string(hide_password=True)
-    try:
-        eng = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 3})
-        try:
-            with eng.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        finally:
-            eng.dispose()
-    except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        return f"PostgreSQL at {shown} is unreachable ({first}); set BORDERRISK_TEST_POSTGRES_URL"
-    return None
-
-
-def require_postgres() -> None:
-    reason = _pg_unreachable()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").strip().lower() == "true":
-        pytest.fail(f"{reason} — CI=true, so the PostgreSQL tests must not be skipped", pytrace=False)
-    pytest.skip(reason)
+from tests.postgres import pg_url, require_postgres
 
 
 @dataclass

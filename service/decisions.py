@@ -1,0 +1,117 @@
+"""From a validated record to a logged decision.
+
+A decision is written to the audit store *before* its response is built: if the store cannot write,
+the caller gets 503 and no score — never a score that is not logged. Random selection comes from the
+operating system's secure source, so nobody can predict or steer which declarations it picks.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from fastapi import HTTPException
+
+from features.builder import columns_of_record
+from features.schemas import PASSENGER_PERSONAL_FIELDS
+from models.scoring import Scorer, records_to_columns
+from service import metrics
+from service.store import AuditStore, StoreUnavailable
+
+log = structlog.get_logger(__name__)
+_random = secrets.SystemRandom()
+
+
+def selection_for(channel: str, random_share: float) -> str:
+    """``random`` when drawn (whatever the score: an unbiased sample of the whole flow), else
+    ``risk`` for the red channel, else ``none``."""
+    if random_share > 0 and _random.random() < random_share:
+        return "random"
+    return "risk" if channel == "red" else "none"
+
+
+def split_personal(domain: str, record: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Public and personal parts of the input; personal fields are masked after the retention period."""
+    if domain != "passenger":
+        return dict(record), None
+    personal = {k: record[k] for k in PASSENGER_PERSONAL_FIELDS if k in record}
+    return {k: v for k, v in record.items() if k not in personal}, personal
+
+
+def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in record.items():
+        out[k] = v.isoformat() if hasattr(v, "isoformat") else v
+    return out
+
+
+def decide(
+    store: AuditStore | None,
+    scorer: Scorer,
+    domain: str,
+    officer: str,
+    records: Sequence[Mapping[str, Any]],
+    random_share: float,
+) -> list[dict[str, Any]]:
+    """Score, explain, select and log a batch of records (one record for the single endpoint)."""
+    if store is None:
+        raise HTTPException(503, "the decision log is not available: no score is returned unlogged")
+    cols = columns_of_record(records[0]) if len(records) == 1 else records_to_columns(records)
+    scored = scorer.score_columns(cols)
+    assert scored.contributions is not None
+    now = datetime.now(UTC)
+    thresholds = scorer.thresholds.as_dict()
+    model = scorer.model_info
+    decisions, entries = [], []
+    for i, record in enumerate(records):
+        channel = scored.channel[i]
+        selection = selection_for(channel, random_share)
+        explanation = scorer.explanation(scored.contributions[i], record, x=scored.X[i])
+        public, personal = split_personal(domain, _jsonable(record))
+        decision_id = str(uuid.uuid4())
+        score = float(scored.score[i])
+        entries.append(
+            {
+                "decision_id": decision_id,
+                "created_at": now,
+                "domain": domain,
+                "officer": officer,
+                "model": model,
+                "input_public": public,
+                "input_personal": personal,
+                "score": score,
+                "channel": channel,
+                "selection": selection,
+                "thresholds": thresholds,
+                "explanation": explanation,
+            }
+        )
+        decisions.append(
+            {
+                "decision_id": decision_id,
+                "domain": domain,
+                "model": model,
+                "score": score,
+                "channel": channel,
+                "selection": selection,
+                "inspect": selection != "none",
+                "thresholds": {"yellow": thresholds["yellow_score"], "red": thresholds["red_score"]},
+                "explanation": explanation,
+            }
+        )
+    try:
+        store.append_decisions(entries)
+    except StoreUnavailable as exc:
+        metrics.AUDIT_ERRORS.labels("append_decision").inc()
+        log.error("decision_log_unavailable", error=str(exc), domain=domain, count=len(entries))
+        raise HTTPException(
+            503, "the decision log cannot be written; no score is returned unlogged"
+        ) from None
+    for d in decisions:
+        metrics.SCORES.labels(domain).observe(d["score"])
+        metrics.DECISIONS.labels(domain, d["channel"], d["selection"]).inc()
+    return decisions
