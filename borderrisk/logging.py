@@ -1,4 +1,9 @@
-"""Structured JSON logs (structlog) for the service and the CLI."""
+"""Structured JSON logs (structlog) for the service and the CLI.
+
+The standard library's loggers (uvicorn's, alembic's, mlflow's) are routed through the same JSON
+renderer, so every line a deployment collects is one JSON object, with the request id bound in the
+request's context wherever there is one.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,35 @@ import structlog
 
 from borderrisk.settings import Settings
 
+_SHARED = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
 
 def configure_logging(settings: Settings | None = None, level: int = logging.INFO) -> None:
     """JSON lines on stderr, with ISO timestamps and any bound context (a request id, say)."""
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.dict_tracebacks,
-            structlog.processors.JSONRenderer(),
-        ],
+        processors=[*_SHARED, structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_SHARED,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # the middleware logs each request
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True

@@ -19,12 +19,16 @@ def serve(
     """Start the scoring service (uvicorn)."""
     import uvicorn
 
+    from borderrisk.logging import configure_logging
+
     settings: Settings = get_settings()
+    configure_logging(settings)
     uvicorn.run(
         "service.main:app",
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
         log_level="info",
-        access_log=False,
+        log_config=None,  # the app routes uvicorn's loggers through its JSON renderer
+        access_log=False,  # one JSON line per request comes from the app's middleware instead
     )
