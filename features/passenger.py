@@ -141,8 +141,7 @@ class PassengerFeatures(FeatureBuilder):
                 return f"booked {value:.0f} h before departure"
             return f"booked {value / 24:.0f} days before departure"
         if name == "n_transits":
-            route = "–".join(_route_list(row["route"]))
-            return f"route {route}" if value else "direct flight"
+            return f"route {'–'.join(_route_list(row['route']))}" if value else "direct flight"
         if name == "party_size":
             return "travelling alone" if value == 1 else f"party of {int(value)}"
         if name == "checked_bags":
@@ -162,8 +161,8 @@ class PassengerFeatures(FeatureBuilder):
         if name == "departure_weekday":
             return f"departure on a {WEEKDAYS[int(value)]}"
         if name == "transit_airport":
-            route = _route_list(row["route"])
-            return f"via {route[1]}" if len(route) > 2 else "no transit"
+            stops = _route_list(row["route"])
+            return f"via {stops[1]}" if len(stops) > 2 else "no transit"
         if name in self.categoricals:
             raw = row[name]
             known = raw in self.vocabularies[name]._index

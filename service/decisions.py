@@ -66,7 +66,8 @@ def decide(
     now = datetime.now(UTC)
     thresholds = scorer.thresholds.as_dict()
     model = scorer.model_info
-    decisions, entries = [], []
+    decisions: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
     for i, record in enumerate(records):
         channel = scored.channel[i]
         selection = selection_for(channel, random_share)
@@ -112,6 +113,6 @@ def decide(
             503, "the decision log cannot be written; no score is returned unlogged"
         ) from None
     for d in decisions:
-        metrics.SCORES.labels(domain).observe(d["score"])
+        metrics.SCORES.labels(domain).observe(float(d["score"]))
         metrics.DECISIONS.labels(domain, d["channel"], d["selection"]).inc()
     return decisions

@@ -42,7 +42,7 @@ def review(decision_id: uuid.UUID, body: ReviewRequest, request: Request, who: O
         current = store.get_decision(decision_id)
         if current is None:
             raise DecisionNotFound(decision_id)
-        channel = body.channel if body.action == "override" else current["effective_channel"]
+        channel: str = (body.channel or "") if body.action == "override" else current["effective_channel"]
         if body.action == "confirm" and body.channel not in (None, channel):
             raise HTTPException(
                 422,

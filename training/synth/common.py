@@ -66,7 +66,7 @@ def weighted_choice_rows(rng: np.random.Generator, prob_rows: np.ndarray) -> np.
     """One draw per row from a row-specific categorical distribution (rows of ``prob_rows``)."""
     cdf = np.cumsum(prob_rows, axis=1)
     cdf /= cdf[:, -1:]
-    u = rng.random(prob_rows.shape[0])[:, None]
+    u = np.asarray(rng.random(prob_rows.shape[0]))[:, None]
     idx = (u >= cdf).sum(axis=1)
     return np.minimum(idx, prob_rows.shape[1] - 1)
 
