@@ -59,5 +59,10 @@ format: install
 bench: install
 	$(PY) -m bench
 
+# KCS benchmark: train on 2020, evaluate on 2021-Q1 (BORDERRISK_KCS_DIR, default ../shared/datasets/kcs).
+.PHONY: bench-kcs
+bench-kcs: install
+	$(PY) -m bench.kcs
+
 clean:
 	rm -rf $(DATA) .pytest_cache .mypy_cache

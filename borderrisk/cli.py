@@ -6,7 +6,16 @@ pandas) are imported inside the commands, so ``--help`` is quick.
 
 from __future__ import annotations
 
-from borderrisk.commands import admin, data, history, serve, train  # noqa: F401 - registers the commands
+from borderrisk.commands import (  # noqa: F401 - registers the commands
+    admin,
+    data,
+    files,
+    history,
+    oversight,
+    promote,
+    serve,
+    train,
+)
 from borderrisk.commands.common import app
 
 __all__ = ["app"]

@@ -59,6 +59,27 @@ class Settings(BaseSettings):
         default=SecretStr(DEV_SECRET), description="signs oversight session cookies; must be set outside dev"
     )
 
+    # Oversight and retention
+    retention_mask_days: int = Field(
+        default=183,
+        ge=1,
+        description="personal fields of passenger decisions are masked after this (6 months)",
+    )
+    retention_delete_days: int = Field(
+        default=1827, ge=1, description="decision records are deleted after this (5 years)"
+    )
+    oversight_ratio_bound: float = Field(
+        default=1.25, gt=1, description="flag a group whose rate is above bound × or below 1/bound × overall"
+    )
+    oversight_min_group: int = Field(default=30, ge=1, description="decisions a group needs to be flagged")
+    oversight_session_hours: float = Field(default=8, gt=0, le=24, description="oversight login lifetime")
+
+    @model_validator(mode="after")
+    def _retention_order(self) -> Settings:
+        if self.retention_delete_days <= self.retention_mask_days:
+            raise ValueError("BORDERRISK_RETENTION_DELETE_DAYS must be longer than the masking period")
+        return self
+
     @model_validator(mode="after")
     def _no_default_secret_outside_dev(self) -> Settings:
         if self.env != "dev" and self.session_secret.get_secret_value() == DEV_SECRET:

@@ -30,7 +30,9 @@ from features.common import (
     smoothed_rate,
 )
 
-STATE_FORMAT = 1
+#: 2: cargo lanes and consignments, HS×origin/departure/tax-type histories, tariff-gap and HS heading
+#: features; a state of another format belongs to a model built with other features and is refused.
+STATE_FORMAT = 2
 
 
 @dataclass
@@ -71,6 +73,10 @@ class FeatureBuilder(ABC):
     label_field: ClassVar[str]
     #: entity (or pair) -> whose history of inspections and findings becomes features
     entities: ClassVar[tuple[tuple[str, ...], ...]]
+    #: short feature-name prefixes for long entity keys
+    entity_aliases: ClassVar[dict[tuple[str, ...], str]] = {}
+    #: derived field -> the declaration fields it is computed from (for honest ``FeatureDef.sources``)
+    derived_sources: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: categorical feature -> source fields
     categoricals: ClassVar[dict[str, tuple[str, ...]]]
     #: shrinkage of entity hit rates toward the overall rate, in pseudo-inspections
@@ -84,8 +90,14 @@ class FeatureBuilder(ABC):
         self.state = state
         self.vocabularies = {k: Vocabulary(v) for k, v in state.vocabularies.items()}
         # The class's declared order, never the JSON's key order: feature columns must not move.
+        missing = [f for f in ("|".join(e) for e in self.entities) if f not in state.histories]
+        if missing:
+            raise ValueError(f"feature state has no history for {', '.join(missing)}")
         self.histories = [
-            EntityHistory(fields, state.histories["|".join(fields)]["totals"]) for fields in self.entities
+            EntityHistory(
+                fields, state.histories["|".join(fields)]["totals"], self.entity_aliases.get(fields, "")
+            )
+            for fields in self.entities
         ]
         self.feature_defs: list[FeatureDef] = [
             *self.numeric_defs(),
@@ -130,14 +142,25 @@ class FeatureBuilder(ABC):
         """Plain-language reason for one feature's contribution to one decision."""
 
     # -- shared machinery ---------------------------------------------------------------------
+    @classmethod
+    def sources_of(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
+        """The declaration fields behind ``fields``: derived fields are replaced by their sources."""
+        out: list[str] = []
+        for f in fields:
+            for s in cls.derived_sources.get(f, (f,)):
+                if s not in out:
+                    out.append(s)
+        return tuple(out)
+
     def history_defs(self) -> list[FeatureDef]:
         defs = []
         for h in self.histories:
-            who = h.name.replace("_", " × ")
+            who = " × ".join(self.entity_label(f) for f in h.fields)
+            src = self.sources_of(h.fields)
             defs += [
-                FeatureDef(f"{h.name}_seen", f"{who}: past declarations", "numeric", h.fields),
-                FeatureDef(f"{h.name}_inspected", f"{who}: past inspections", "numeric", h.fields),
-                FeatureDef(f"{h.name}_hit_rate", f"{who}: past hit rate (smoothed)", "numeric", h.fields),
+                FeatureDef(f"{h.name}_seen", f"{who}: past declarations", "numeric", src),
+                FeatureDef(f"{h.name}_inspected", f"{who}: past inspections", "numeric", src),
+                FeatureDef(f"{h.name}_hit_rate", f"{who}: past hit rate (smoothed)", "numeric", src),
             ]
         return defs
 
@@ -172,13 +195,24 @@ class FeatureBuilder(ABC):
     def _day(cls, cols: Columns) -> np.ndarray:
         return as_datetime_array(cols[cls.time_field]).astype("datetime64[D]").astype(np.int64)
 
-    def training_history(self, df: pd.DataFrame) -> np.ndarray:
-        """Point-in-time entity counts for training rows: only strictly earlier days count."""
+    def training_history(self, df: pd.DataFrame, frozen_from: Any = None) -> np.ndarray:
+        """Point-in-time entity counts for training rows: only strictly earlier days count.
+
+        ``frozen_from`` (an instant; it is taken at the start of its day) freezes the counts there:
+        rows on or after that day see the totals of the days before it and nothing later, as the
+        released model will. Training passes the start of its validation period.
+        """
         cols = self.with_derived({c: df[c] for c in df.columns})
         inspected = df["inspected"].to_numpy(dtype=bool)
         hits = df[self.label_field].fillna(0).to_numpy(dtype=np.int64).astype(bool) & inspected
         day = self._day(cols)
-        blocks = [history_as_of(entity_key(cols, h.fields), day, inspected, hits)[0] for h in self.histories]
+        freeze = None
+        if frozen_from is not None:
+            freeze = int(np.datetime64(pd.Timestamp(frozen_from).to_datetime64(), "D").astype(np.int64))
+        blocks = [
+            history_as_of(entity_key(cols, h.fields), day, inspected, hits, freeze_from=freeze)[0]
+            for h in self.histories
+        ]
         return np.hstack(blocks) if blocks else np.empty((len(df), 0))
 
     def serving_history(self, cols: Columns) -> np.ndarray:
@@ -208,10 +242,19 @@ class FeatureBuilder(ABC):
     def entity_label(self, field: str) -> str:
         return field.removesuffix("_id").replace("_", " ")
 
+    def context(self, row: Mapping[str, Any]) -> RowContext:
+        """A record with its derived fields computed once, for the many reasons of one explanation."""
+        return RowContext(row, self.with_derived({k: [v] for k, v in row.items()}))
+
+    def derived_columns(self, row: Mapping[str, Any]) -> Mapping[str, Any]:
+        if isinstance(row, RowContext):
+            return row.columns
+        return self.with_derived({k: [v] for k, v in row.items()})
+
     def describe_history(self, name: str, row: Mapping[str, Any]) -> str:
         """Reason text for an entity-history feature, from the counts as of the cut-off."""
         h = self._history_of_feature[name]
-        derived = self.with_derived({k: [v] for k, v in row.items()})
+        derived = self.derived_columns(row)
         parts = [derived[f][0] for f in h.fields]
         if any(p is None for p in parts):
             return " × ".join(self.entity_label(f) for f in h.fields) + ": not given"
@@ -219,16 +262,28 @@ class FeatureBuilder(ABC):
         seen, inspected, hits = h.totals.get("|".join(str(p) for p in parts), [0, 0, 0])
         if seen == 0:
             return f"{who}: never seen before"
-        return f"{who}: {hits} findings in {inspected} inspections, {seen} past records"
+        return f"{who}: {_count(hits, 'finding')} in {_count(inspected, 'inspection')}, {seen} past records"
 
     def display_value(self, index: int, row: Mapping[str, Any], value: float) -> Any:
         """The value shown to a person: the raw category, or the numeric feature value."""
         feature = self.feature_defs[index]
         if feature.kind == "categorical":
             decoded = self.vocabularies[feature.name].decode(value)
-            raw = self.category_values(feature.name, self.with_derived({k: [v] for k, v in row.items()}))[0]
+            raw = self.category_values(feature.name, self.derived_columns(row))[0]
             return raw if decoded is not None else None
         return None if np.isnan(value) else float(value)
+
+
+class RowContext(dict):
+    """A record (its fields as a dict) that also carries its derived one-row columns."""
+
+    def __init__(self, row: Mapping[str, Any], columns: Mapping[str, Any]) -> None:
+        super().__init__(row)
+        self.columns = columns
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def columns_of_record(record: Mapping[str, Any]) -> dict[str, list[Any]]:

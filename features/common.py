@@ -108,6 +108,11 @@ def entity_key(cols: Columns, fields: Sequence[str]) -> np.ndarray:
     parts = [as_str_array(cols[f]) for f in fields]
     if len(parts) == 1:
         return parts[0]
+    if len(parts[0]) < 256:  # a request's few rows: plain Python beats building pandas Series
+        out = np.empty(len(parts[0]), dtype=object)
+        for i, items in enumerate(zip(*parts, strict=True)):
+            out[i] = None if any(p is None for p in items) else "|".join(items)
+        return out
     joined = pd.Series(parts[0], dtype="str")
     for part in parts[1:]:
         joined = joined + "|" + pd.Series(part, dtype="str")  # a missing part makes the key missing
@@ -125,23 +130,35 @@ class EntityHistory:
 
     fields: tuple[str, ...]
     totals: dict[str, list[int]] = field(default_factory=dict)  # key -> [seen, inspected, hits]
+    alias: str = ""  # a short name for a long key ("lane", "consignment")
 
     @property
     def name(self) -> str:
-        return "_".join(f.removesuffix("_id") for f in self.fields)
+        return self.alias or "_".join(f.removesuffix("_id") for f in self.fields)
 
 
 def history_as_of(
-    keys: np.ndarray, day: np.ndarray, inspected: np.ndarray, hit: np.ndarray
+    keys: np.ndarray,
+    day: np.ndarray,
+    inspected: np.ndarray,
+    hit: np.ndarray,
+    freeze_from: int | None = None,
 ) -> tuple[np.ndarray, dict[str, list[int]]]:
-    """Per row: (seen, inspected, hits) of the same key on *earlier* days; and the final totals."""
+    """Per row: (seen, inspected, hits) of the same key on *earlier* days; and the final totals.
+
+    ``freeze_from`` (a day number) freezes the history on that day, as a released model is frozen at
+    its cut-off: rows from that day on add nothing, so each of them sees exactly the totals of the
+    days before ``freeze_from``. Training uses it to give the validation period the features that the
+    model would have had in production, not the outcomes of earlier validation days.
+    """
+    live = np.ones(len(keys), dtype=np.int64) if freeze_from is None else (day < freeze_from).astype(np.int64)
     frame = pd.DataFrame(
         {
             "k": pd.Series(keys, dtype=object),
             "d": day,
-            "n": 1,
-            "i": inspected.astype(np.int64),
-            "h": hit.astype(np.int64),
+            "n": live,
+            "i": inspected.astype(np.int64) * live,
+            "h": hit.astype(np.int64) * live,
         }
     )
     present = frame["k"].notna().to_numpy()

@@ -34,6 +34,24 @@ def _instant() -> pa.Column:
     return pa.Column("datetime64[us]", nullable=False, coerce=True)
 
 
+#: A recorded outcome cannot be dated later than now; a day's slack absorbs clocks and time zones.
+FUTURE_SLACK = pd.Timedelta(days=1)
+
+
+def _not_in_future(series: pd.Series) -> pd.Series:
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    return series <= now + FUTURE_SLACK
+
+
+def _past_instant() -> pa.Column:
+    return pa.Column(
+        "datetime64[us]",
+        pa.Check(_not_in_future, name="not in the future", error="date is in the future"),
+        nullable=False,
+        coerce=True,
+    )
+
+
 CARGO_INPUT = {
     "declaration_id": _text(_ID),
     "declared_at": _instant(),
@@ -83,6 +101,23 @@ PASSENGER_INPUT = {
 }
 
 LABELS = {"cargo": "fraud", "passenger": "finding"}
+TIME_FIELDS = {"cargo": "declared_at", "passenger": "departure_at"}
+
+
+#: Row-level checks that involve several columns -> the columns they are about (for reports).
+ROW_CHECK_COLUMNS: dict[str, str] = {}
+
+
+def _row_check(columns: tuple[str, ...], name: str, rule) -> pa.Check:  # type: ignore[no-untyped-def]
+    """A check across ``columns`` of each row; passes when a column is absent (reported on its own)."""
+    ROW_CHECK_COLUMNS[name] = ", ".join(columns)
+
+    def check(df: pd.DataFrame) -> pd.Series | bool:
+        if any(c not in df.columns for c in columns):
+            return True
+        return rule(df)
+
+    return pa.Check(check, name=name, element_wise=False)
 
 
 def _outcome_checks(label: str) -> pa.DataFrameSchema:
@@ -93,15 +128,15 @@ def _outcome_checks(label: str) -> pa.DataFrameSchema:
             label: pa.Column("Int8", pa.Check.isin([0, 1]), nullable=True, coerce=True),
         },
         checks=[
-            pa.Check(
-                lambda df: df[label].notna() == df["inspected"],
-                name=f"{label} is given exactly for inspected rows",
-                element_wise=False,
+            _row_check(
+                (label, "inspected"),
+                f"{label} is given exactly for inspected rows",
+                lambda df: df[label].notna() == df["inspected"].astype(bool),
             ),
-            pa.Check(
-                lambda df: (df["selection"] == "none") == ~df["inspected"],
-                name="selection is 'none' exactly for rows not inspected",
-                element_wise=False,
+            _row_check(
+                ("selection", "inspected"),
+                "selection is 'none' exactly for rows not inspected",
+                lambda df: (df["selection"] == "none") == ~df["inspected"].astype(bool),
             ),
         ],
     )
@@ -115,8 +150,10 @@ def input_schema(domain: str) -> pa.DataFrameSchema:
 def history_schema(domain: str) -> pa.DataFrameSchema:
     base = input_schema(domain)
     outcome = _outcome_checks(LABELS[domain])
+    # A history is of the past: its declarations (departures) cannot be dated in the future.
+    past = {TIME_FIELDS[domain]: _past_instant()}
     return pa.DataFrameSchema(
-        {**base.columns, **outcome.columns},
+        {**base.columns, **past, **outcome.columns},
         checks=outcome.checks,
         strict=False,
         name=f"{domain} inspection history",
@@ -136,10 +173,31 @@ class FrameValidationError(ValueError):
         super().__init__(f"{schema_name}: {len(failures)} problem(s)\n" + "\n".join(lines) + more)
 
 
+def failure_table(exc: SchemaErrors) -> pd.DataFrame:
+    """pandera's failure cases as one row per (column, row, reason).
+
+    A check across a row's columns is reported once for the row (pandera lists it under every
+    column), and a missing column is reported under its own name.
+    """
+    cases = exc.failure_cases
+    rows = []
+    seen_row_checks: set[tuple[object, str]] = set()
+    for r in cases.itertuples(index=False):
+        check, index, column, value = str(r.check), r.index, r.column, r.failure_case
+        if index is not None and index == index and check in ROW_CHECK_COLUMNS:
+            if (index, check) in seen_row_checks:
+                continue
+            seen_row_checks.add((index, check))
+            column, value = ROW_CHECK_COLUMNS[check], None
+        elif check == "column_in_dataframe":
+            column, check, value = value, "column missing", None
+        rows.append({"column": column, "index": index, "check": check, "failure_case": value})
+    return pd.DataFrame(rows, columns=["column", "index", "check", "failure_case"], dtype=object)
+
+
 def validate(df: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
     """Validate lazily; raise :class:`FrameValidationError` listing every failure, else the coerced frame."""
     try:
         return schema.validate(df, lazy=True)
     except SchemaErrors as exc:
-        cases = exc.failure_cases[["column", "index", "check", "failure_case"]].copy()
-        raise FrameValidationError(schema.name or "frame", cases) from None
+        raise FrameValidationError(schema.name or "frame", failure_table(exc)) from None

@@ -12,7 +12,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from features.reference import ISO_COUNTRIES
 
@@ -39,11 +47,32 @@ Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"), AfterValidato
 def _naive_utc(value: datetime) -> datetime:
     """Store every instant as naive UTC, the form the feature builders and the history files use."""
     if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+        try:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise ValueError("instant is outside the calendar once converted to UTC") from None
     return value
 
 
-Instant = Annotated[datetime, AfterValidator(_naive_utc)]
+def _not_a_number(value: object) -> object:
+    """Dates come as ISO 8601 text: a bare number would otherwise be read as a Unix timestamp."""
+    if isinstance(value, int | float):
+        raise ValueError("expected an ISO 8601 date or date-time string, not a number")
+    return value
+
+
+def _whole_number(value: object) -> object:
+    """JSON has one number type: 6.0 is the integer 6, but "6", true and 6.5 are not integers."""
+    if isinstance(value, str | bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError("expected a whole number")
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_naive_utc)]
+Day = Annotated[date, BeforeValidator(_not_a_number)]
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
 
 
 def _finite(lo: float, hi: float, *, gt: bool = False) -> object:
@@ -140,17 +169,17 @@ class PassengerRecord(_Record):
     ticket_type: TicketType
     payment_method: PaymentMethod
     travel_class: TravelClass
-    party_size: Annotated[int, Field(strict=True, ge=1, le=99)]
-    checked_bags: Annotated[int, Field(strict=True, ge=0, le=20)]
+    party_size: WholeNumber = Field(ge=1, le=99)
+    checked_bags: WholeNumber = Field(ge=0, le=20)
     bag_weight_kg: Annotated[float, _finite(0, 500)]
     document_type: DocumentType
     document_issuing_country: Country
-    document_expiry: date
+    document_expiry: Day
     travel_agency_id: Identifier | None = None
-    trips_last_12m: Annotated[int, Field(strict=True, ge=0, le=366)]
+    trips_last_12m: WholeNumber = Field(ge=0, le=366)
     nationality: Country
     sex: Sex
-    birth_year: Annotated[int, Field(strict=True, ge=1900, le=2100)]
+    birth_year: WholeNumber = Field(ge=1900, le=2100)
 
     @model_validator(mode="after")
     def _consistent(self) -> PassengerRecord:

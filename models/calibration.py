@@ -72,3 +72,27 @@ def fit_calibrator(
         scores[method] = err / float(w.sum())
     best = min(scores, key=lambda m: scores[m])
     return _fit(best, margin, y, w), scores
+
+
+def cross_fitted(
+    calibrator: Calibrator, margin: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, seed: int = 0
+) -> np.ndarray:
+    """Out-of-fold probabilities of the validation rows with the chosen method (2 folds, as chosen).
+
+    The calibrator is fit on the validation rows, so its in-sample calibration error is flattering
+    (isotonic regression is exactly calibrated on its own rows); these are the honest probabilities
+    to measure Brier score and calibration error on.
+    """
+    if calibrator.method == "identity":
+        return calibrator.apply(margin)
+    w = np.ones_like(margin) if weight is None else weight
+    folds = np.random.default_rng(seed).permutation(len(y)) % 2
+    out = np.empty(len(y), dtype=np.float64)
+    for k in (0, 1):
+        fit_rows, test_rows = folds != k, folds == k
+        if len(np.unique(y[fit_rows])) < 2:
+            return calibrator.apply(margin)
+        out[test_rows] = _fit(calibrator.method, margin[fit_rows], y[fit_rows], w[fit_rows]).apply(
+            margin[test_rows]
+        )
+    return out

@@ -15,7 +15,7 @@ import numpy as np
 
 from features.builder import columns_of_record
 from models.bundle import ModelBundle
-from models.explain import ContributionBackend, pred_contrib_backend
+from models.explain import ContributionBackend, default_backend
 
 CHANNELS = ("green", "yellow", "red")
 
@@ -79,7 +79,7 @@ class Scorer:
         self.name = str(bundle.metadata["name"])
         self.sha256 = bundle.sha256 or ""
         self.thresholds = thresholds_for(bundle, red_share, yellow_share)
-        self.backend = backend or pred_contrib_backend(bundle.booster)
+        self.backend = backend or default_backend(bundle.booster)
         self.labels = [f.label for f in self.builder.feature_defs]
 
     @property
@@ -120,6 +120,7 @@ class Scorer:
         if top is not None:
             order = order[:top]
         names = self.builder.feature_names
+        ctx = self.builder.context(row)  # derived fields once, not once per reason
         items = []
         for i in order:
             c = float(contrib[i])
@@ -127,9 +128,9 @@ class Scorer:
                 {
                     "feature": names[i],
                     "label": self.labels[i],
-                    "value": self.builder.display_value(int(i), row, float(x[i])),
+                    "value": self.builder.display_value(int(i), ctx, float(x[i])),
                     "contribution": c,
-                    "reason": self.builder.reason(names[i], row, float(x[i]), c),
+                    "reason": self.builder.reason(names[i], ctx, float(x[i]), c),
                 }
             )
         return {"base_value": float(contrib[-1]), "unit": "log-odds", "contributions": items}
@@ -139,7 +140,8 @@ class Scorer:
     ) -> list[str]:
         order = np.argsort(-np.abs(contrib[:-1]), kind="stable")[:k]
         names = self.builder.feature_names
-        return [self.builder.reason(names[i], row, float(x[i]), float(contrib[i])) for i in order]
+        ctx = self.builder.context(row)
+        return [self.builder.reason(names[i], ctx, float(x[i]), float(contrib[i])) for i in order]
 
 
 def records_to_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:

@@ -3,8 +3,12 @@ import time, and readiness says so only when both are there."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import FrameType
 
 import structlog
 from fastapi import FastAPI
@@ -15,7 +19,7 @@ from borderrisk.settings import Settings, get_settings
 from service import errors
 from service.middleware import RequestContext
 from service.models_state import ServingModels
-from service.routers import decisions, health, models, score
+from service.routers import audit, decisions, health, models, oversight, score
 from service.security import annotate_roles
 from service.store import AuditStore, KeyStore, make_engine, migrate
 
@@ -31,20 +35,70 @@ Authenticate with `Authorization: Bearer <API key>`; each operation lists the ro
 """
 
 
-def open_store(app: FastAPI, settings: Settings) -> None:
-    """Connect and migrate the decision log; on failure the service runs but is not ready."""
+#: Seconds between two attempts to open a decision log that could not be opened at start-up.
+STORE_RETRY_SECONDS = 2.0
+
+
+def open_store(app: FastAPI, settings: Settings) -> bool:
+    """Connect and migrate the decision log; on failure the service runs but is not ready (False)."""
+    engine = None
     try:
         if settings.audit_url.startswith("sqlite"):
             settings.data_path.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.audit_url)
         migrate(engine)
     except Exception as exc:
+        if engine is not None:
+            engine.dispose()
         app.state.store_error = str(exc)
         log.error("decision_log_unavailable", error=str(exc))
-        return
+        return False
     app.state.engine = engine
     app.state.audit = AuditStore(engine)
     app.state.keys = KeyStore(engine, cache_ttl=settings.key_cache_ttl)
+    app.state.store_error = None
+    return True
+
+
+async def keep_opening_store(app: FastAPI, settings: Settings) -> None:
+    """Try again until the decision log opens: a database that was down at start-up and comes back
+    makes the service ready by itself, without a restart."""
+    while True:
+        await asyncio.sleep(STORE_RETRY_SECONDS)
+        if await run_in_threadpool(open_store, app, settings):
+            log.info("decision_log_available")
+            return
+
+
+def flag_stopping_on_signals(app: FastAPI) -> Callable[[], None]:
+    """Make ``state.stopping`` (and so /readyz's 503) start the moment SIGTERM or SIGINT arrives.
+
+    uvicorn acts on the signal at its next tick (0.1 s later, more on a busy machine), and only then
+    stops accepting connections; the lifespan's shutdown runs after the last connection has closed,
+    when nobody can ask /readyz any more. So the server's own handler is wrapped (uvicorn installs it
+    with ``signal.signal`` before the lifespan starts, in the main thread) and put back on shutdown.
+    Returns the function that puts it back.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # not under a server (a test client's thread): no signals to chain
+    previous: dict[int, Callable[[int, FrameType | None], object]] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        handler = signal.getsignal(sig)
+        if not callable(handler):
+            continue
+
+        def on_signal(signum: int, frame: FrameType | None, _next=handler) -> None:
+            app.state.stopping = True
+            _next(signum, frame)
+
+        previous[sig] = handler
+        signal.signal(sig, on_signal)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 def create_app(settings: Settings | None = None, *, load_models: bool = True) -> FastAPI:
@@ -53,12 +107,20 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(open_store, app, settings)
+        app.state.stopping = False  # a lifespan run again on the same app object starts ready to serve
+        opened = await run_in_threadpool(open_store, app, settings)
+        retry = None if opened else asyncio.create_task(keep_opening_store(app, settings))
         if load_models:
             await run_in_threadpool(app.state.models.load_all, settings)
         log.info("service_started", ready=app.state.models.ready, store=hasattr(app.state, "audit"))
-        yield
-        app.state.stopping = True  # /readyz answers 503 while in-flight requests finish
+        restore_signals = flag_stopping_on_signals(app)
+        try:
+            yield
+        finally:
+            app.state.stopping = True  # /readyz answers 503 while in-flight requests finish
+            restore_signals()
+            if retry is not None:
+                retry.cancel()
         engine = getattr(app.state, "engine", None)
         if engine is not None:
             engine.dispose()
@@ -68,7 +130,8 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app.state.models = ServingModels()
     app.state.stopping = False
     errors.install(app)
-    for router in (health.router, score.router, decisions.router, models.router):
+    for router in (health.router, score.router, decisions.router, audit.router, models.router):
         app.include_router(annotate_roles(router))
+    oversight.install(app)  # the auditors' web pages (cookie sessions, not in the OpenAPI document)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     return app

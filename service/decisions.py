@@ -7,6 +7,7 @@ operating system's secure source, so nobody can predict or steer which declarati
 
 from __future__ import annotations
 
+import math
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,16 @@ def split_personal(domain: str, record: Mapping[str, Any]) -> tuple[dict[str, An
     return {k: v for k, v in record.items() if k not in personal}, personal
 
 
+def _finite_values(explanation: dict[str, Any]) -> dict[str, Any]:
+    """Feature values JSON (and so the response and the chained log) can carry: a derived value that
+    is infinite — a declared value over a vanishingly small mass, say — is shown as text."""
+    for item in explanation["contributions"]:
+        value = item["value"]
+        if isinstance(value, float) and not math.isfinite(value):
+            item["value"] = None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return explanation
+
+
 def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in record.items():
@@ -71,7 +82,7 @@ def decide(
     for i, record in enumerate(records):
         channel = scored.channel[i]
         selection = selection_for(channel, random_share)
-        explanation = scorer.explanation(scored.contributions[i], record, x=scored.X[i])
+        explanation = _finite_values(scorer.explanation(scored.contributions[i], record, x=scored.X[i]))
         public, personal = split_personal(domain, _jsonable(record))
         decision_id = str(uuid.uuid4())
         score = float(scored.score[i])

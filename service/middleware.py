@@ -34,6 +34,9 @@ async def _send_json(send: Send, status: int, body: dict, request_id: str) -> No
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
                 (b"x-request-id", request_id.encode()),
+                # The rest of an oversized body is never read: without this, the server would keep
+                # the connection alive and read (and discard) whatever the client still sends.
+                (b"connection", b"close"),
             ],
         }
     )

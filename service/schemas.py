@@ -63,7 +63,20 @@ class ReviewRequest(BaseModel):
                     "channel": "green",
                     "reason": "known regular importer, documents checked",
                 }
-            ]
+            ],
+            # The rule of ``_override_needs_channel_and_reason``, stated in the schema too, so that a
+            # client (and a schema-driven fuzzer) knows an override without channel or reason is invalid.
+            "oneOf": [
+                {"properties": {"action": {"const": "confirm"}}},
+                {
+                    "properties": {
+                        "action": {"const": "override"},
+                        "channel": {"enum": ["green", "yellow", "red"]},
+                        "reason": {"type": "string", "pattern": "\\S"},
+                    },
+                    "required": ["channel", "reason"],
+                },
+            ],
         },
     )
 

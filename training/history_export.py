@@ -61,9 +61,15 @@ def history_frame(domain: str, items: Iterable[dict[str, Any]]) -> ExportedHisto
     )
     for col in _TIME_FIELDS:
         if col in frame:
-            frame[col] = pd.to_datetime(frame[col], utc=True).dt.tz_localize(None).astype("datetime64[us]")
+            frame[col] = (
+                pd.to_datetime(frame[col], utc=True, format="ISO8601")
+                .dt.tz_localize(None)
+                .astype("datetime64[us]")
+            )
     frame["decided_at"] = (
-        pd.to_datetime(frame["decided_at"], utc=True).dt.tz_localize(None).astype("datetime64[us]")
+        pd.to_datetime(frame["decided_at"], utc=True, format="ISO8601")
+        .dt.tz_localize(None)
+        .astype("datetime64[us]")
     )
     frame[label] = frame[label].astype("Int8")
     frame["inspected"] = frame["inspected"].astype(bool)

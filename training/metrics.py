@@ -8,6 +8,7 @@ honest the probabilities are (Brier score, expected calibration error).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 RATES = (0.01, 0.02, 0.05, 0.10)
@@ -62,3 +63,63 @@ def ranking_metrics(
         out["brier"] = float(brier_score_loss(y, prob))
         out["ece"] = expected_calibration_error(y, prob)
     return out
+
+
+def monthly_metrics(
+    times: np.ndarray, y: np.ndarray, score: np.ndarray, prob: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The ranking metrics of each calendar month: is the model as good every month, or only on average?
+
+    One row per month (``YYYY-MM``) with rows, positives, ROC-AUC, PR-AUC and precision at each budget
+    (each month ranked on its own, as a month's inspection capacity is spent on that month's flow).
+    """
+    months = pd.to_datetime(pd.Series(times)).dt.strftime("%Y-%m").to_numpy()
+    y = np.asarray(y, dtype=np.int64)
+    score = np.asarray(score, dtype=np.float64)
+    rows = []
+    for month in sorted(set(months.tolist())):
+        m = months == month
+        out = ranking_metrics(y[m], score[m], None if prob is None else np.asarray(prob)[m])
+        rows.append({"month": month, **out})
+    return pd.DataFrame(rows)
+
+
+def stability_summary(monthly: pd.DataFrame) -> dict[str, float]:
+    """Worst month, best month and spread of the headline metrics (months with ≥ 100 rows)."""
+    out: dict[str, float] = {}
+    if monthly.empty:
+        return out
+    full = monthly[monthly["rows"] >= 100]
+    out["months"] = float(len(full))
+    for col in ("roc_auc", "precision_at_5pct", "precision_at_10pct"):
+        if col in full and full[col].notna().any():
+            values = full[col].dropna()
+            out[f"{col}_min"] = float(values.min())
+            out[f"{col}_max"] = float(values.max())
+            out[f"{col}_std"] = float(values.std(ddof=0))
+    return out
+
+
+def precision_curve(y: np.ndarray, score: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """Precision at each inspection rate of ``rates`` (the precision-at-budget curve)."""
+    y = np.asarray(y, dtype=np.float64)
+    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="stable")
+    hits = np.cumsum(y[order])
+    k = np.maximum(1, np.round(np.asarray(rates) * len(y)).astype(np.int64))
+    k = np.minimum(k, len(y))
+    return hits[k - 1] / k
+
+
+def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Mean predicted vs observed rate in equal-count bins of the predicted probability."""
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    parts = np.array_split(order, bins)
+    return pd.DataFrame(
+        [
+            {"predicted": float(p[i].mean()), "observed": float(y[i].mean()), "rows": len(i)}
+            for i in parts
+            if len(i)
+        ]
+    )

@@ -1,22 +1,26 @@
 """Training: a history frame in, a verified model bundle and its metrics out.
 
 1. Validate the history (pandera) and order it in time.
-2. Split by time: the last ``valid_fraction`` of the period is the validation period, so the model
-   is judged on declarations that come after everything it learnt from.
-3. Fit the feature state on the whole history (vocabularies, reference unit values, entity totals
-   as of the cut-off) and build point-in-time features: each row sees only earlier days' outcomes.
-4. Train LightGBM on the inspected rows of the training period, random inspections weighted up so
-   the model learns the risk of the whole flow and not only of past targets; early stopping on the
-   validation period.
+2. Split by time: the validation period starts on the day at which ``valid_fraction`` of the
+   history remains, so the model is judged on declarations that come after everything it learnt from.
+3. Fit the feature state on the whole history (vocabularies, reference unit values and tariff rates,
+   entity totals as of the cut-off: what the released model will look up). Build point-in-time
+   features: a training row sees only earlier days' outcomes, and a validation row sees the history
+   *frozen* at the start of the validation period — exactly what the released, frozen model sees of
+   the declarations that follow its cut-off, never the outcomes of earlier validation days.
+4. Train LightGBM on the inspected rows of the training period (random inspections optionally
+   weighted up, see :class:`TrainConfig`); early stopping on the validation period.
 5. Calibrate on the validation period, derive channel thresholds from the validation score
-   distribution of the whole flow, and compute metrics (all inspected rows, and random ones apart).
+   distribution of the whole flow, and compute metrics (all inspected rows, random ones apart, and
+   month by month).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -30,10 +34,14 @@ from features.builder import FeatureBuilder
 from features.domains import builder_class
 from features.frames import history_schema, validate
 from models.bundle import ModelBundle
-from models.calibration import fit_calibrator
-from training.metrics import ranking_metrics
+from models.calibration import cross_fitted, fit_calibrator
+from training.fairness import oversight_metadata
+from training.metrics import monthly_metrics, ranking_metrics, stability_summary
+from training.policy import FeaturePolicy, enforce_policy
 
 QUANTILE_POINTS = 2001
+#: Hyper-parameters a tuning search may set (the rest of TrainConfig is policy, not tuned).
+TUNABLE = ("learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction", "lambda_l2")
 
 
 class TrainConfig(BaseModel):
@@ -69,11 +77,44 @@ class TrainResult:
     metrics: dict[str, float]
     params: dict[str, Any]
     valid_frame: pd.DataFrame  # validation rows with margin and score, for reports and tests
+    #: model matrix of the validation rows (features as the frozen model sees them), for SHAP plots
+    valid_X: np.ndarray | None = None
+    #: metrics of the validation period month by month (all inspected rows)
+    monthly: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the tuning search, when there was one (trials, best parameters, inner split)
+    tuning: dict[str, Any] | None = None
+
+
+@dataclass
+class Prepared:
+    """A validated, time-ordered history with its split, labels and point-in-time model matrix."""
+
+    df: pd.DataFrame
+    builder: FeatureBuilder
+    X: np.ndarray
+    y: np.ndarray
+    inspected: np.ndarray
+    selection: np.ndarray
+    is_valid: np.ndarray
+    cut: pd.Timestamp
+
+    @property
+    def fit_rows(self) -> np.ndarray:
+        return self.inspected & ~self.is_valid
+
+    @property
+    def val_rows(self) -> np.ndarray:
+        return self.inspected & self.is_valid
 
 
 def time_split(times: pd.Series, valid_fraction: float) -> pd.Timestamp:
-    """The first instant of the validation period."""
-    return pd.Timestamp(times.quantile(1.0 - valid_fraction))
+    """The first instant of the validation period: the start of the day at which ``valid_fraction``
+    of the history remains. A whole day is on one side, so that day-level entity histories are
+    frozen exactly where the training period ends."""
+    cut = pd.Timestamp(times.quantile(1.0 - valid_fraction)).floor("D")
+    if cut <= times.min():  # a history of (nearly) one day: fall back to the instant itself
+        cut = pd.Timestamp(times.quantile(1.0 - valid_fraction))
+    return cut
 
 
 def sample_weights(selection: np.ndarray, ratio: float | None) -> np.ndarray:
@@ -113,41 +154,57 @@ def lgb_params(config: TrainConfig, rows: int = 0) -> dict[str, Any]:
     }
 
 
-def build_matrix(builder: FeatureBuilder, df: pd.DataFrame) -> np.ndarray:
-    """Point-in-time training matrix of a history frame."""
+def build_matrix(builder: FeatureBuilder, df: pd.DataFrame, frozen_from: Any = None) -> np.ndarray:
+    """Point-in-time training matrix of a history frame (history frozen from ``frozen_from`` on)."""
     cols = {c: df[c] for c in df.columns}
-    return builder.transform(cols, history=builder.training_history(df))
+    return builder.transform(cols, history=builder.training_history(df, frozen_from=frozen_from))
 
 
-def train(df: pd.DataFrame, config: TrainConfig, data_fingerprint: str | None = None) -> TrainResult:
-    domain = config.domain
-    cls = builder_class(domain)
-    df = validate(df, history_schema(domain))
+def model_sha256(booster: lgb.Booster) -> str:
+    """SHA-256 of the text model exactly as the bundle stores it (``model.txt``): the same data,
+    configuration and seed give the same hash."""
+    return hashlib.sha256(booster.model_to_string(num_iteration=-1).encode()).hexdigest()
+
+
+def prepare(df: pd.DataFrame, config: TrainConfig, *, validated: bool = False) -> Prepared:
+    """Validate, order, split and build the point-in-time matrix (the state is fit on all rows)."""
+    cls = builder_class(config.domain)
+    if not validated:
+        df = validate(df, history_schema(config.domain))
     df = df.sort_values(cls.time_field, kind="stable").reset_index(drop=True)
     times = df[cls.time_field]
     cut = time_split(times, config.valid_fraction)
     is_valid = (times >= cut).to_numpy()
-    inspected = df["inspected"].to_numpy(dtype=bool)
-    y = df[cls.label_field].fillna(0).to_numpy(dtype=np.int64)
-    selection = df["selection"].astype(str).to_numpy()
+    builder = cls(cls.fit(df))
+    return Prepared(
+        df=df,
+        builder=builder,
+        X=build_matrix(builder, df, frozen_from=cut),
+        y=df[cls.label_field].fillna(0).to_numpy(dtype=np.int64),
+        inspected=df["inspected"].to_numpy(dtype=bool),
+        selection=df["selection"].astype("str").to_numpy(dtype=object),
+        is_valid=is_valid,
+        cut=cut,
+    )
 
-    state = cls.fit(df)
-    builder = cls(state)
-    X = build_matrix(builder, df)
 
-    fit_rows = inspected & ~is_valid
-    val_rows = inspected & is_valid
-    if y[fit_rows].sum() == 0 or y[val_rows].sum() == 0:
+def fit_booster(p: Prepared, config: TrainConfig) -> tuple[lgb.Booster, int, dict[str, Any]]:
+    """LightGBM on the training period's inspected rows, early-stopped on the validation period.
+
+    Returns the booster cut to the chosen number of trees (so the saved model is what was measured).
+    """
+    fit_rows, val_rows = p.fit_rows, p.val_rows
+    if p.y[fit_rows].sum() == 0 or p.y[val_rows].sum() == 0:
         raise ValueError("training and validation periods both need at least one inspected positive row")
-    w = sample_weights(selection, config.random_weight_ratio)
+    w = sample_weights(p.selection, config.random_weight_ratio)
     params = lgb_params(config, rows=int(fit_rows.sum()))
-    common = {
-        "feature_name": builder.feature_names,
-        "categorical_feature": builder.categorical_indices,
+    common: dict[str, Any] = {
+        "feature_name": p.builder.feature_names,
+        "categorical_feature": p.builder.categorical_indices,
         "free_raw_data": False,
     }
-    dtrain = lgb.Dataset(X[fit_rows], y[fit_rows], weight=w[fit_rows], params={"verbosity": -1}, **common)
-    dvalid = lgb.Dataset(X[val_rows], y[val_rows], weight=w[val_rows], reference=dtrain, **common)
+    dtrain = lgb.Dataset(p.X[fit_rows], p.y[fit_rows], weight=w[fit_rows], params={"verbosity": -1}, **common)
+    dvalid = lgb.Dataset(p.X[val_rows], p.y[val_rows], weight=w[val_rows], reference=dtrain, **common)
     booster = lgb.train(
         params,
         dtrain,
@@ -157,13 +214,42 @@ def train(df: pd.DataFrame, config: TrainConfig, data_fingerprint: str | None = 
         callbacks=[lgb.early_stopping(config.early_stopping_rounds, first_metric_only=True, verbose=False)],
     )
     best = booster.best_iteration or config.max_rounds
-    # Keep exactly the trees that early stopping chose, so the saved text model is what was measured.
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    return booster, best, params
 
-    margin_valid = booster.predict(X[is_valid], raw_score=True, num_threads=params["num_threads"])
-    val_margin = booster.predict(X[val_rows], raw_score=True, num_threads=params["num_threads"])
+
+def train(
+    df: pd.DataFrame,
+    config: TrainConfig,
+    data_fingerprint: str | None = None,
+    *,
+    validated: bool = False,
+    tuning: dict[str, Any] | None = None,
+    policy: FeaturePolicy | None = None,
+) -> TrainResult:
+    domain = config.domain
+    cls = builder_class(domain)
+    p = prepare(df, config, validated=validated)
+    df, builder, X, y = p.df, p.builder, p.X, p.y
+    # The feature policy (training/policies/<domain>.yaml) refuses the model before it is fitted.
+    policy_record = enforce_policy(domain, builder.feature_defs, policy)
+    state = builder.state
+    times = df[cls.time_field]
+    is_valid, fit_rows, val_rows, selection = p.is_valid, p.fit_rows, p.val_rows, p.selection
+    booster, best, params = fit_booster(p, config)
+    w = sample_weights(selection, config.random_weight_ratio)
+
+    threads = params["num_threads"]
+    margin_valid = np.asarray(
+        booster.predict(X[is_valid], raw_score=True, num_threads=threads), dtype=np.float64
+    )
+    val_margin = np.asarray(
+        booster.predict(X[val_rows], raw_score=True, num_threads=threads), dtype=np.float64
+    )
     calibrator, cal_scores = fit_calibrator(val_margin, y[val_rows], w[val_rows], seed=config.seed)
-    prob_valid = calibrator.apply(val_margin)
+    # Brier score and calibration error on out-of-fold probabilities: the calibrator is fit on these
+    # very rows, and in-sample isotonic regression would look perfectly calibrated.
+    prob_valid = cross_fitted(calibrator, val_margin, y[val_rows], w[val_rows], seed=config.seed)
 
     revenue_col = "revenue_recovered" if "revenue_recovered" in df.columns else None
     revenue = (
@@ -172,10 +258,18 @@ def train(df: pd.DataFrame, config: TrainConfig, data_fingerprint: str | None = 
     metrics = {
         f"valid_{k}": v for k, v in ranking_metrics(y[val_rows], val_margin, prob_valid, revenue).items()
     }
+    oof = np.full(len(df), np.nan)
+    oof[val_rows] = prob_valid
     random_valid = val_rows & (selection == "random")
     if random_valid.sum() >= 50 and y[random_valid].sum() > 0:
-        rm = booster.predict(X[random_valid], raw_score=True, num_threads=params["num_threads"])
-        metrics |= {f"valid_random_{k}": v for k, v in ranking_metrics(y[random_valid], rm).items()}
+        rm = np.asarray(
+            booster.predict(X[random_valid], raw_score=True, num_threads=threads), dtype=np.float64
+        )
+        metrics |= {
+            f"valid_random_{k}": v for k, v in ranking_metrics(y[random_valid], rm, oof[random_valid]).items()
+        }
+    monthly = monthly_metrics(times[val_rows].to_numpy(), y[val_rows], val_margin, prob_valid)
+    metrics |= {f"valid_monthly_{k}": v for k, v in stability_summary(monthly).items()}
     metrics["best_iteration"] = float(best)
     metrics |= {f"calibration_brier_cv_{k}": v for k, v in cal_scores.items()}
 
@@ -187,9 +281,11 @@ def train(df: pd.DataFrame, config: TrainConfig, data_fingerprint: str | None = 
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "training_period": {"start": str(train_times.min()), "end": str(train_times.max())},
         "validation_period": {"start": str(valid_times.min()), "end": str(valid_times.max())},
+        "validation_starts": str(p.cut),
+        "feature_cutoff": state.cutoff,
         "rows": {
             "total": len(df),
-            "inspected": int(inspected.sum()),
+            "inspected": int(p.inspected.sum()),
             "train_inspected": int(fit_rows.sum()),
             "valid_inspected": int(val_rows.sum()),
             "random_inspections": int((selection == "random").sum()),
@@ -206,10 +302,35 @@ def train(df: pd.DataFrame, config: TrainConfig, data_fingerprint: str | None = 
         "params": {**params, "best_iteration": best},
         "config": config.model_dump(),
         "data_fingerprint": data_fingerprint,
+        "model_sha256": model_sha256(booster),
         "versions": {"lightgbm": lgb.__version__, "python": platform.python_version()},
     }
+    if tuning is not None:
+        metadata["tuning"] = {k: v for k, v in tuning.items() if k != "trials"}
+    card, card_metrics = oversight_metadata(
+        domain,
+        df,
+        X,
+        is_valid,
+        margin_valid,
+        calibrator.apply(margin_valid),
+        builder,
+        policy_record,
+        config.seed,
+    )
+    metadata |= card  # policy decision, proxy check, per-group metrics, drift reference
+    metrics |= card_metrics  # proxy AUCs and flags, logged to MLflow with the other metrics
     bundle = ModelBundle(booster=booster, state=state, calibrator=calibrator, metadata=metadata)
     valid_frame = df.loc[is_valid].copy()
     valid_frame["margin"] = margin_valid
     valid_frame["score"] = calibrator.apply(margin_valid)
-    return TrainResult(bundle=bundle, metrics=metrics, params=params, valid_frame=valid_frame)
+    valid_frame["score_cross_fitted"] = oof[is_valid]  # inspected rows: out-of-fold calibration
+    return TrainResult(
+        bundle=bundle,
+        metrics=metrics,
+        params=params,
+        valid_frame=valid_frame,
+        valid_X=X[is_valid],
+        monthly=monthly,
+        tuning=tuning,
+    )

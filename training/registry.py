@@ -10,6 +10,7 @@ request path.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,8 +20,10 @@ from pathlib import Path
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+import lightgbm as lgb
 import mlflow
 import mlflow.lightgbm
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -32,6 +35,9 @@ from models.bundle import ModelBundle, load_bundle
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 SHA_TAG = "bundle_sha256"
+#: SHA-256 of the bundle's model.txt: deterministic (same data, configuration and seed, same hash),
+#: unlike the bundle's own hash, whose metadata records when it was made.
+MODEL_SHA_TAG = "model_sha256"
 
 
 @dataclass(frozen=True)
@@ -70,10 +76,14 @@ def log_and_register(
     metrics: dict[str, float],
     tags: dict[str, str] | None = None,
     extra_artifacts: list[Path] | None = None,
+    run_name: str | None = None,
+    artifact_dir: str | None = None,
 ) -> RegisteredVersion:
     """Log a trained bundle as an MLflow run and register it as a new ``challenger`` version.
 
     The first version of a model also becomes ``champion``; later ones are promoted explicitly.
+    ``extra_artifacts`` (reports, evaluation rows) go under ``artifact_dir`` of the run; ``tags``
+    are set on the run and on the registered version.
     """
     domain = bundle.domain
     name = MODEL_NAMES[domain]
@@ -82,14 +92,16 @@ def log_and_register(
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "bundle"
         sha = bundle.save(folder)
-        with mlflow.start_run(experiment_id=exp) as run:
+        model_sha = hashlib.sha256((folder / "model.txt").read_bytes()).hexdigest()
+        all_tags = {"domain": domain, SHA_TAG: sha, MODEL_SHA_TAG: model_sha, **(tags or {})}
+        with mlflow.start_run(experiment_id=exp, run_name=run_name) as run:
             mlflow.log_params({k: v for k, v in params.items() if v is not None})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
-            mlflow.set_tags({"domain": domain, SHA_TAG: sha, **(tags or {})})
+            mlflow.set_tags(all_tags)
             mlflow.log_dict({"features": bundle.metadata["features"]}, "features.json")
             mlflow.log_artifacts(str(folder), artifact_path="bundle")
             for path in extra_artifacts or []:
-                mlflow.log_artifact(str(path))
+                mlflow.log_artifact(str(path), artifact_path=artifact_dir)
             output = bundle.booster.predict(input_example.to_numpy(), raw_score=True)
             info = mlflow.lightgbm.log_model(
                 bundle.booster,
@@ -97,10 +109,13 @@ def log_and_register(
                 signature=infer_signature(input_example, output),
                 input_example=input_example,
                 registered_model_name=name,
+                # Stated, not inferred: inference re-imports the model in a subprocess (8 s a run)
+                # and would list whatever else the training process had imported.
+                pip_requirements=[f"lightgbm=={lgb.__version__}", f"numpy=={np.__version__}"],
             )
     version = str(info.registered_model_version)
-    c.set_model_version_tag(name, version, SHA_TAG, sha)
-    c.set_model_version_tag(name, version, "run_id", run.info.run_id)
+    for key, value in {**all_tags, "run_id": run.info.run_id}.items():
+        c.set_model_version_tag(name, version, key, str(value))
     c.set_registered_model_alias(name, CHALLENGER, version)
     if alias_version(c, name, CHAMPION) is None:
         c.set_registered_model_alias(name, CHAMPION, version)
@@ -149,6 +164,44 @@ def fetch_bundle(
     return load_bundle(target, expected_sha256=reg.sha256), reg
 
 
+def version_info(settings: Settings, domain: str, ref: str) -> tuple[RegisteredVersion, dict[str, str]]:
+    """A registered version (by alias or number) and its tags."""
+    reg = resolve(settings, domain, ref)
+    mv = client(settings).get_model_version(reg.name, reg.version)
+    return reg, dict(mv.tags or {})
+
+
+def download_run_artifact(settings: Settings, run_id: str, artifact_path: str, dst: Path) -> Path | None:
+    """One artifact of a run, downloaded under ``dst``; None when the run has no such artifact."""
+    try:
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id,
+                artifact_path=artifact_path,
+                dst_path=str(dst),
+                tracking_uri=settings.mlflow_uri,
+            )
+        )
+    except (MlflowException, OSError):
+        return None
+
+
+def set_alias(settings: Settings, domain: str, alias: str, version: str, tags: dict[str, str]) -> None:
+    """Point ``alias`` at ``version`` and tag the version (who, why, the comparison)."""
+    name = MODEL_NAMES[domain]
+    c = client(settings)
+    for key, value in tags.items():
+        c.set_model_version_tag(name, version, key, value)
+    c.set_registered_model_alias(name, alias, version)
+
+
+def tag_version(settings: Settings, domain: str, version: str, tags: dict[str, str]) -> None:
+    name = MODEL_NAMES[domain]
+    c = client(settings)
+    for key, value in tags.items():
+        c.set_model_version_tag(name, version, key, value)
+
+
 def list_versions(settings: Settings, domain: str) -> list[dict]:
     name = MODEL_NAMES[domain]
     c = client(settings)
@@ -166,6 +219,7 @@ def list_versions(settings: Settings, domain: str) -> list[dict]:
             "version": str(v.version),
             "aliases": sorted(aliases.get(str(v.version), [])),
             "sha256": v.tags.get(SHA_TAG),
+            "model_sha256": v.tags.get(MODEL_SHA_TAG),
             "run_id": v.run_id,
         }
         for v in sorted(versions, key=lambda v: int(v.version))

@@ -15,6 +15,7 @@ from service.store import AuditStore, DecisionNotFound, StoreUnavailable
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the body cannot be decoded (not UTF-8 text)"},
     401: {"description": "missing, malformed or revoked API key"},
     403: {"description": "the key's role may not do this"},
     404: {"description": "no such decision"},

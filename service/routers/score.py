@@ -19,6 +19,7 @@ from service.security import Officer
 router = APIRouter(prefix="/v1", tags=["scoring"])
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the body cannot be decoded (not UTF-8 text)"},
     401: {"description": "missing, malformed or revoked API key"},
     403: {"description": "the key's role may not score"},
     413: {"description": "request body over BORDERRISK_MAX_BODY_BYTES"},

@@ -215,6 +215,29 @@ class KeyStore:
             return None
         return Principal(name=row.name, role=row.role, key_id=key_id)
 
+    def principal(self, key_id: str) -> Principal | None:
+        """The principal of an active key by its public id (a session that outlives one request
+        re-checks its key this way), or None if unknown or revoked. Uses the same cache."""
+        if not isinstance(key_id, str) or not _KEY_ID.match(key_id):
+            return None
+        hit, row = self._cache_get(key_id)
+        if not hit:
+            with db_errors("principal"), self.engine.connect() as conn:
+                found = conn.execute(
+                    select(_keys.c.name, _keys.c.role, _keys.c.key_hash, _keys.c.revoked_at).where(
+                        _keys.c.key_id == key_id
+                    )
+                ).first()
+            row = (
+                None
+                if found is None
+                else _KeyRow(found.name, found.role, found.key_hash, found.revoked_at is not None)
+            )
+            self._cache_put(key_id, row)
+        if row is None or row.revoked:
+            return None
+        return Principal(name=row.name, role=row.role, key_id=key_id)
+
     def revoke(self, name: str) -> bool:
         """Revoke the named key; False if there is no such active key."""
         now = datetime.now(UTC)

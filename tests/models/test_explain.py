@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import shap
 
-from models.explain import pred_contrib_backend
+from models.explain import default_backend, fast_backend, pred_contrib_backend
 from models.scoring import Scorer
 
 
@@ -44,5 +45,18 @@ def test_explanation_is_sorted_and_complete(cargo_trained):
     sizes = [abs(i["contribution"]) for i in items]
     assert sizes == sorted(sizes, reverse=True)
     margin = explanation["base_value"] + sum(i["contribution"] for i in items)
-    assert scorer.bundle.calibrator.apply(margin) == np.float64(score)
+    assert scorer.bundle.calibrator.apply(margin) == pytest.approx(score, rel=1e-12)
     assert all(i["reason"].endswith(("(raises risk)", "(lowers risk)")) for i in items)
+
+
+def test_the_served_fast_backend_equals_pred_contrib_on_the_demo_models(cargo_trained, passenger_trained):
+    for trained in (cargo_trained, passenger_trained):
+        booster = trained.result.bundle.booster
+        X = _matrix(trained, n=500)
+        X[::7, 0] = np.nan  # missing values take LightGBM's default direction in both
+        reference = pred_contrib_backend(booster)(X)
+        fast = fast_backend(booster)
+        np.testing.assert_allclose(fast(X), reference, atol=1e-9, rtol=0)
+        for i in range(0, 500, 50):  # the one-row path the service uses
+            np.testing.assert_allclose(fast(X[i : i + 1])[0], reference[i], atol=1e-9, rtol=0)
+        assert default_backend(booster).name == "treeshap-linear"  # type: ignore[attr-defined]

@@ -1,0 +1,280 @@
+"""``make bench``: every performance figure of BENCHMARKS.md, measured in one run on this machine.
+
+1. exact explanations in-process on the reference model (400 trees × 63 leaves), one row, one thread:
+   LightGBM ``pred_contrib``, ``shap.TreeExplainer`` and ours (``bench/bench_treeshap.py``);
+2. the same on the demo cargo model, for the whole in-process decision: our path (record → NumPy
+   features → exact explanation → reasons) against the usual way (dict → 1-row DataFrame →
+   ``shap.TreeExplainer`` + predict);
+3. the request path over loopback (``bench/request_path.py``): one worker sequential, two workers with
+   16 clients, against the usual-way FastAPI peer measured in the same run;
+4. batch: the batch endpoint and ``borderrisk score`` on a file, rows explained per second;
+5. training on 1 M synthetic cargo rows: time and peak memory.
+
+Every loop is bounded in count and time, on 127.0.0.1 only. The results replace the section between
+the ``perf`` markers of BENCHMARKS.md; other sections (the KCS benchmark) are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import request_path
+from bench.loadgen import encode_post, run_load
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN, END = "<!-- perf:begin -->", "<!-- perf:end -->"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import fastapi
+    import lightgbm
+    import numba
+    import shap
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; Python "
+        f"{platform.python_version()}, LightGBM {lightgbm.__version__}, shap {shap.__version__}, "
+        f"numba {numba.__version__}, FastAPI {fastapi.__version__}"
+    )
+
+
+def treeshap_reference() -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.bench_treeshap", "--rows", "2000", "--batch", "50000"],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=600,
+    )
+    return out.stdout.strip()
+
+
+def _timed(fn, items: list, budget_s: float = 20.0) -> np.ndarray:
+    fn(items[0])
+    lat = []
+    start = time.perf_counter()
+    for item in items:
+        t0 = time.perf_counter_ns()
+        fn(item)
+        lat.append(time.perf_counter_ns() - t0)
+        if time.perf_counter() - start > budget_s:
+            break
+    return np.asarray(lat) / 1e6
+
+
+def in_process(data_dir: Path) -> dict[str, Any]:
+    """One decision in-process on the demo cargo model: ours vs pred_contrib vs the usual way."""
+    import warnings
+
+    import pandas as pd
+    import shap
+
+    from borderrisk.settings import Settings
+    from features.builder import columns_of_record
+    from features.schemas import CargoDeclaration
+    from models.explain import pred_contrib_backend
+    from models.scoring import Scorer
+    from training.registry import fetch_bundle
+
+    settings = Settings(data_dir=data_dir, env="test", session_secret=request_path.SECRET)
+    bundle, _ = fetch_bundle(settings, "cargo")
+    records = [CargoDeclaration.model_validate(p).model_dump() for p in request_path.payloads(data_dir, 1000)]
+    ours = Scorer(bundle, red_share=0.05, yellow_share=0.1)
+    reference = Scorer(bundle, red_share=0.05, yellow_share=0.1, backend=pred_contrib_backend(bundle.booster))
+    builder = ours.builder
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        explainer = shap.TreeExplainer(bundle.booster)
+
+    def usual(record: dict) -> None:
+        frame = pd.DataFrame([record])
+        X = pd.DataFrame(builder.transform({c: frame[c] for c in frame.columns}), columns=builder.feature_names)
+        explainer.shap_values(X)
+        bundle.booster.predict(X, raw_score=True, num_threads=1)
+
+    def features_only(record: dict) -> None:
+        builder.transform(columns_of_record(record))
+
+    rows = {
+        "features: record → NumPy row": _timed(features_only, records),
+        "ours: record → features → exact explanation → reasons": _timed(ours.score_record, records),
+        "same, LightGBM pred_contrib as the explainer": _timed(reference.score_record, records),
+        "usual way: dict → 1-row DataFrame → shap.TreeExplainer + predict": _timed(usual, records),
+    }
+    trees = bundle.booster.num_trees()
+    return {
+        "model": f"{trees} trees, ≤{bundle.metadata['params']['num_leaves']} leaves, "
+        f"{bundle.booster.num_feature()} features",
+        "rows": {k: (float(np.percentile(v, 50)), float(np.percentile(v, 99)), len(v)) for k, v in rows.items()},
+    }
+
+
+def batch(data_dir: Path) -> dict[str, Any]:
+    """Rows explained per second: the batch endpoint (2 workers) and ``borderrisk score`` on a file."""
+    out: dict[str, Any] = {}
+    bodies = request_path.payloads(data_dir, 1000)
+    headers = {"Authorization": f"Bearer {request_path.officer_key(data_dir)}"}
+    with request_path.server("service.main:app", data_dir, workers=2) as port:
+        body = json.dumps({"declarations": bodies}).encode()
+        reqs = [encode_post("/v1/cargo/score/batch", body, headers, port)]
+        run_load(port, reqs, clients=2, total=2, max_seconds=60)
+        result = run_load(port, reqs, clients=2, total=40, max_seconds=60)
+        out["endpoint"] = {"requests": result.count, "failures": result.failures,
+                           "rows_per_s": result.throughput * 1000, "p50_ms": result.p(50)}
+    env = request_path.bench_env(data_dir)
+    cli = [sys.executable, "-m", "borderrisk.cli"]
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "flow.parquet"
+        subprocess.run([*cli, "generate", "cargo", "--rows", "300000", "--seed", "99", "--start", "2025-06-01",
+                        "--out", str(src)], env=env, cwd=ROOT, check=True, capture_output=True)
+        start = time.perf_counter()
+        run = subprocess.run([*cli, "score", "cargo", "--data", str(src), "--out", str(Path(tmp) / "scored.parquet")],
+                             env=env, cwd=ROOT, capture_output=True, text=True)
+        took = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    out["file"] = {"rows": 300_000, "seconds": took, "rows_per_s": 300_000 / took, "exit": run.returncode,
+                   "peak_rss_mb_any_child": peak}
+    return out
+
+
+def training_1m(data_dir: Path) -> dict[str, Any]:
+    env = request_path.bench_env(data_dir / "train1m")
+    cli = [sys.executable, "-m", "borderrisk.cli"]
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "cargo1m.parquet"
+        t0 = time.perf_counter()
+        subprocess.run([*cli, "generate", "cargo", "--rows", "1000000", "--seed", "5", "--out", str(src)],
+                       env=env, cwd=ROOT, check=True, capture_output=True)
+        generate_s = time.perf_counter() - t0
+        code = (
+            "import resource, sys, time, pandas as pd\n"
+            "from training.pipeline import TrainConfig, train\n"
+            f"df = pd.read_parquet({str(src)!r})\n"
+            "t = time.perf_counter(); r = train(df, TrainConfig(domain='cargo'))\n"
+            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
+            " r.metrics['best_iteration'], r.metrics.get('valid_roc_auc'))\n"
+        )
+        run = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                             check=True, timeout=1800)
+    seconds, peak_mb, iterations, auc = run.stdout.split()[-4:]
+    return {"generate_s": generate_s, "train_s": float(seconds), "peak_rss_mb": float(peak_mb),
+            "iterations": float(iterations), "valid_roc_auc": float(auc)}
+
+
+def render(results: dict[str, Any], command: str) -> str:
+    ip = results["in_process"]
+    rp = results["request_path"]
+    bt = results["batch"]
+    tr = results["training"]
+    usual_p50 = ip["rows"]["usual way: dict → 1-row DataFrame → shap.TreeExplainer + predict"][0]
+    lines = [
+        BEGIN,
+        "## Performance",
+        "",
+        f"Command: `{command}` — {results['date']}. Machine: {results['machine']}. Other processes may share "
+        "the two cores; the load generator runs on the same machine as the server.",
+        "",
+        "### Exact explanations in-process, reference model (400 trees × 63 leaves, 35 features)",
+        "",
+        results["treeshap"],
+        "",
+        f"### One decision in-process, demo cargo model ({ip['model']})",
+        "",
+        "| path | p50 (ms) | p99 (ms) | rows | vs usual way (p50) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, (p50, p99, n) in ip["rows"].items():
+        lines.append(f"| {name} | {p50:.3f} | {p99:.3f} | {n} | {usual_p50 / p50:.1f}× |")
+    lines += [
+        "",
+        "### Request path over loopback (demo models, decision logged durably before each response)",
+        "",
+        "| run | requests | failures | p50 (ms) | p99 (ms) | throughput (req/s) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    labels = {
+        "ours_1w_sequential": "ours, 1 worker, sequential keep-alive",
+        "usual_1w_sequential": "usual way, 1 worker, sequential keep-alive",
+        "ours_2w_16c": "ours, 2 workers, 16 concurrent clients",
+        "usual_2w_16c": "usual way, 2 workers, 16 concurrent clients",
+    }
+    for key, label in labels.items():
+        r = rp[key]
+        lines.append(f"| {label} | {r['requests']} | {r['failures']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+                     f"| {r['throughput_rps']:,.0f} |")
+    lines += [
+        "",
+        f"Throughput ratio, 2 workers × 16 clients: **{rp['throughput_ratio_2w_16c']:.1f}×** the usual way "
+        "(which has no authentication and no decision log).",
+        "",
+        "### Batch",
+        "",
+        "| path | rows/s | notes |",
+        "|---|---:|---|",
+        f"| `POST /v1/cargo/score/batch` (1,000 per request, 2 workers, 2 clients) | "
+        f"{bt['endpoint']['rows_per_s']:,.0f} | {bt['endpoint']['requests']} requests, "
+        f"{bt['endpoint']['failures']} failures, every row explained and logged |",
+        f"| `borderrisk score cargo --data` 300,000-row Parquet file | {bt['file']['rows_per_s']:,.0f} | "
+        f"{bt['file']['seconds']:.1f} s including start-up, chunked, peak RSS {bt['file']['peak_rss_mb_any_child']:.0f} MB |",
+        "",
+        "### Training on 1 M synthetic cargo rows",
+        "",
+        f"Generation {tr['generate_s']:.1f} s; training (validation, features, LightGBM, calibration, metrics) "
+        f"**{tr['train_s']:.0f} s**, peak memory **{tr['peak_rss_mb']:,.0f} MB** "
+        f"({tr['iterations']:.0f} boosting rounds, validation ROC-AUC {tr['valid_roc_auc']:.3f}).",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def write(section: str) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        text = head + section + tail
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def main() -> None:
+    data_dir = Path(os.environ.get("BORDERRISK_BENCH_DIR", ROOT / "data" / "bench"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    steps = [
+        ("treeshap", lambda: treeshap_reference()),
+        ("request_path", lambda: request_path.run(data_dir)),
+        ("in_process", lambda: in_process(data_dir)),
+        ("batch", lambda: batch(data_dir)),
+        ("training", lambda: training_1m(data_dir)),
+    ]
+    for name, step in steps:
+        t0 = time.perf_counter()
+        print(f"[bench] {name} …", flush=True)
+        results[name] = step()
+        print(f"[bench] {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
+    (data_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    write(render(results, "make bench"))
+    print(render(results, "make bench"))
+
+
+if __name__ == "__main__":
+    main()

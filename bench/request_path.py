@@ -1,0 +1,183 @@
+"""Request-path benchmark: the real service (auth, features, exact explanation, durable decision log)
+against the usual way, both served by uvicorn on 127.0.0.1 and driven by the same load generator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import LoadResult, encode_post, run_load
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+SECRET = "bench-session-secret-0123456789abcdefghij"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BORDERRISK_")}
+    env |= {
+        "BORDERRISK_DATA_DIR": str(data_dir),
+        "BORDERRISK_ENV": "test",
+        "BORDERRISK_SESSION_SECRET": SECRET,
+    }
+    return env
+
+
+def prepare(data_dir: Path, rows: int = 100_000) -> None:
+    """Demo history and models (as ``make run`` makes them), unless already there."""
+    env = bench_env(data_dir)
+    cli = [PYTHON, "-m", "borderrisk.cli"]
+    for domain, seed in (("cargo", "7"), ("passenger", "11")):
+        history = data_dir / "history" / f"{domain}.parquet"
+        stamp = data_dir / f".trained-{domain}"
+        if not history.exists():
+            subprocess.run(
+                [*cli, "generate", domain, "--rows", str(rows), "--seed", seed, "--out", str(history)],
+                env=env,
+                check=True,
+                cwd=ROOT,
+                capture_output=True,
+            )
+        if not stamp.exists():
+            subprocess.run(
+                [*cli, "train", domain, "--data", str(history)],
+                env=env,
+                check=True,
+                cwd=ROOT,
+                capture_output=True,
+            )
+            stamp.touch()
+
+
+def officer_key(data_dir: Path) -> str:
+    from sqlalchemy import create_engine
+
+    from service.store import KeyStore, migrate
+
+    engine = create_engine(f"sqlite:///{data_dir / 'audit.db'}")
+    migrate(engine)
+    store = KeyStore(engine)
+    name = f"bench-{time.time_ns()}"
+    key = store.create(name, "officer")
+    engine.dispose()
+    return key
+
+
+@contextmanager
+def server(app: str, data_dir: Path, workers: int):
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=bench_env(data_dir),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 180
+        path = "/readyz" if app.startswith("service") else "/docs"
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError(f"{app} did not become ready")
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def payloads(data_dir: Path, n: int = 200) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    from features.schemas import CargoDeclaration
+
+    df = pd.read_parquet(data_dir / "history" / "cargo.parquet").tail(n)
+    fields = list(CargoDeclaration.model_fields)
+    out = []
+    for row in df[fields].to_dict("records"):
+        row["declared_at"] = row["declared_at"].isoformat()
+        out.append({k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()})
+    return out
+
+
+def _requests(port: int, bodies: list[dict[str, Any]], headers: dict[str, str]) -> list[bytes]:
+    return [encode_post("/v1/cargo/score", json.dumps(b).encode(), headers, port) for b in bodies]
+
+
+def summary(r: LoadResult) -> dict[str, float]:
+    return {
+        "requests": r.count,
+        "failures": r.failures,
+        "p50_ms": r.p(50),
+        "p99_ms": r.p(99),
+        "throughput_rps": r.throughput,
+    }
+
+
+def run(data_dir: Path, sequential: int = 3000, concurrent: int = 6000, clients: int = 16) -> dict[str, Any]:
+    prepare(data_dir)
+    bodies = payloads(data_dir)
+    headers = {"Authorization": f"Bearer {officer_key(data_dir)}"}
+    results: dict[str, Any] = {}
+    with server("service.main:app", data_dir, workers=1) as port:
+        reqs = _requests(port, bodies, headers)
+        run_load(port, reqs, clients=1, total=300, max_seconds=30)  # warm-up (JIT, caches)
+        results["ours_1w_sequential"] = summary(
+            run_load(port, reqs, clients=1, total=sequential, max_seconds=90)
+        )
+    with server("bench.usual_app:app", data_dir, workers=1) as port:
+        reqs = _requests(port, bodies, {})
+        run_load(port, reqs, clients=1, total=50, max_seconds=30)
+        results["usual_1w_sequential"] = summary(run_load(port, reqs, clients=1, total=500, max_seconds=60))
+    with server("service.main:app", data_dir, workers=2) as port:
+        reqs = _requests(port, bodies, headers)
+        run_load(port, reqs, clients=clients, total=400, max_seconds=30)
+        results["ours_2w_16c"] = summary(
+            run_load(port, reqs, clients=clients, total=concurrent, max_seconds=90)
+        )
+    with server("bench.usual_app:app", data_dir, workers=2) as port:
+        reqs = _requests(port, bodies, {})
+        run_load(port, reqs, clients=clients, total=100, max_seconds=30)
+        results["usual_2w_16c"] = summary(run_load(port, reqs, clients=clients, total=1500, max_seconds=60))
+    results["throughput_ratio_2w_16c"] = (
+        results["ours_2w_16c"]["throughput_rps"] / results["usual_2w_16c"]["throughput_rps"]
+    )
+    return results

@@ -1,0 +1,1 @@
+"""Oversight: what auditors read about decisions, models and proportionality."""

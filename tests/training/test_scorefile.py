@@ -1,0 +1,103 @@
+"""Scoring a file in chunks: the same scores as the API's path, every row accounted for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from features.frames import input_schema, validate
+from models.scoring import Scorer
+from training.mapping import Mapping
+from training.pipeline import train
+from training.scorefile import score_file
+
+from .conftest import small_config
+
+CARRIED = ["inspected", "selection", "fraud", "revenue_recovered", "oracle_p"]
+
+
+@pytest.fixture(scope="module")
+def scorer(small_history) -> Scorer:
+    history, _ = small_history
+    return Scorer(train(history, small_config()).bundle, red_share=0.05, yellow_share=0.10)
+
+
+def test_chunked_scores_equal_the_whole_frame_and_extra_columns_are_untouched(
+    scorer, small_history, tmp_path
+):
+    _, later = small_history
+    source = tmp_path / "later.parquet"
+    later.to_parquet(source, index=False)
+    out = tmp_path / "scored.parquet"
+    result = score_file(scorer, source, out, Mapping.identity("cargo", list(later.columns)), chunk_rows=700)
+    assert result.rows_read == result.rows_scored == len(later) and result.errors_path is None
+
+    scored = pd.read_parquet(out)
+    assert list(scored["declaration_id"]) == list(
+        later["declaration_id"]
+    )  # one row per input row, keyed by id
+    whole = validate(later, input_schema("cargo"))
+    expected = scorer.score_columns({c: whole[c] for c in whole.columns})
+    np.testing.assert_array_equal(scored["score"].to_numpy(), expected.score)  # exactly, not approximately
+    assert list(scored["channel"]) == expected.channel
+    i = int(np.argmax(expected.score))
+    assert (
+        scored.loc[i, "reason_1"]
+        == scorer.top_reasons(expected.contributions[i], whole.iloc[i].to_dict(), expected.X[i])[0]
+    )
+    # columns the model does not use come through untouched, with their types
+    original = pq.read_table(source).select(CARRIED)
+    assert pq.read_table(out).select(CARRIED).equals(original)
+    assert set(scored.columns) == {
+        "declaration_id",
+        "score",
+        "channel",
+        "reason_1",
+        "reason_2",
+        "reason_3",
+        *CARRIED,
+    }
+
+
+def test_rows_that_fail_validation_are_listed_not_dropped(scorer, small_history, tmp_path):
+    _, later = small_history
+    part = later.head(1500).copy()
+    part["net_mass_kg"] = part["net_mass_kg"].astype(object)
+    part.loc[10, "net_mass_kg"] = "unknown"
+    part.loc[20, "country_of_origin"] = "XX"
+    source = tmp_path / "later.csv"
+    part.to_csv(source, index=False)
+    out = tmp_path / "scored.parquet"
+    result = score_file(scorer, source, out, Mapping.identity("cargo", list(part.columns)), chunk_rows=400)
+    assert (result.rows_read, result.rows_scored, result.rows_failed) == (1500, 1498, 2)
+    errors = pd.read_csv(result.errors_path, dtype=str)
+    bad = [part.loc[10, "declaration_id"], part.loc[20, "declaration_id"]]
+    assert list(errors["id"]) == bad and list(errors["field"]) == ["net_mass_kg", "country_of_origin"]
+    scored = pd.read_parquet(out)
+    assert not set(bad) & set(scored["declaration_id"])
+    assert len(scored) == 1498
+    # a CSV's other columns are carried as the file's text
+    kept = part.drop(index=[10, 20])
+    assert list(scored["fraud"]) == [("" if pd.isna(v) else str(v)) for v in kept["fraud"]]
+
+
+def test_the_score_command_exits_non_zero_when_rows_fail(small_registry, tmp_path, monkeypatch):
+    from borderrisk.cli import app
+    from tests.conftest import TEST_SECRET
+
+    monkeypatch.setenv("BORDERRISK_DATA_DIR", str(small_registry.settings.data_dir))
+    monkeypatch.setenv("BORDERRISK_ENV", "test")
+    monkeypatch.setenv("BORDERRISK_SESSION_SECRET", TEST_SECRET)
+    part = small_registry.later.head(300).copy()
+    part.loc[5, "hs_code"] = "12"
+    source = tmp_path / "decl.parquet"
+    part.to_parquet(source, index=False)
+    out = tmp_path / "scored.parquet"
+    r = CliRunner().invoke(app, ["score", "cargo", "--data", str(source), "--out", str(out)])
+    assert r.exit_code == 1, r.output
+    assert "1 row(s) failed validation and were NOT scored" in r.output
+    assert len(pd.read_parquet(out)) == 299
+    assert (tmp_path / "scored.errors.csv").is_file()
