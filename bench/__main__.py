@@ -60,7 +60,11 @@ def machine() -> str:
 def treeshap_reference() -> str:
     out = subprocess.run(
         [sys.executable, "-m", "bench.bench_treeshap", "--rows", "2000", "--batch", "50000"],
-        cwd=ROOT, capture_output=True, text=True, check=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
     )
     return out.stdout.strip()
 
@@ -104,7 +108,9 @@ def in_process(data_dir: Path) -> dict[str, Any]:
 
     def usual(record: dict) -> None:
         frame = pd.DataFrame([record])
-        X = pd.DataFrame(builder.transform({c: frame[c] for c in frame.columns}), columns=builder.feature_names)
+        X = pd.DataFrame(
+            builder.transform({c: frame[c] for c in frame.columns}), columns=builder.feature_names
+        )
         explainer.shap_values(X)
         bundle.booster.predict(X, raw_score=True, num_threads=1)
 
@@ -121,7 +127,9 @@ def in_process(data_dir: Path) -> dict[str, Any]:
     return {
         "model": f"{trees} trees, ≤{bundle.metadata['params']['num_leaves']} leaves, "
         f"{bundle.booster.num_feature()} features",
-        "rows": {k: (float(np.percentile(v, 50)), float(np.percentile(v, 99)), len(v)) for k, v in rows.items()},
+        "rows": {
+            k: (float(np.percentile(v, 50)), float(np.percentile(v, 99)), len(v)) for k, v in rows.items()
+        },
     }
 
 
@@ -135,21 +143,52 @@ def batch(data_dir: Path) -> dict[str, Any]:
         reqs = [encode_post("/v1/cargo/score/batch", body, headers, port)]
         run_load(port, reqs, clients=2, total=2, max_seconds=60)
         result = run_load(port, reqs, clients=2, total=40, max_seconds=60)
-        out["endpoint"] = {"requests": result.count, "failures": result.failures,
-                           "rows_per_s": result.throughput * 1000, "p50_ms": result.p(50)}
+        out["endpoint"] = {
+            "requests": result.count,
+            "failures": result.failures,
+            "rows_per_s": result.throughput * 1000,
+            "p50_ms": result.p(50),
+        }
     env = request_path.bench_env(data_dir)
     cli = [sys.executable, "-m", "borderrisk.cli"]
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "flow.parquet"
-        subprocess.run([*cli, "generate", "cargo", "--rows", "300000", "--seed", "99", "--start", "2025-06-01",
-                        "--out", str(src)], env=env, cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [
+                *cli,
+                "generate",
+                "cargo",
+                "--rows",
+                "300000",
+                "--seed",
+                "99",
+                "--start",
+                "2025-06-01",
+                "--out",
+                str(src),
+            ],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         start = time.perf_counter()
-        run = subprocess.run([*cli, "score", "cargo", "--data", str(src), "--out", str(Path(tmp) / "scored.parquet")],
-                             env=env, cwd=ROOT, capture_output=True, text=True)
+        run = subprocess.run(
+            [*cli, "score", "cargo", "--data", str(src), "--out", str(Path(tmp) / "scored.parquet")],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         took = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    out["file"] = {"rows": 300_000, "seconds": took, "rows_per_s": 300_000 / took, "exit": run.returncode,
-                   "peak_rss_mb_any_child": peak}
+    out["file"] = {
+        "rows": 300_000,
+        "seconds": took,
+        "rows_per_s": 300_000 / took,
+        "exit": run.returncode,
+        "peak_rss_mb_any_child": peak,
+    }
     return out
 
 
@@ -159,8 +198,13 @@ def training_1m(data_dir: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "cargo1m.parquet"
         t0 = time.perf_counter()
-        subprocess.run([*cli, "generate", "cargo", "--rows", "1000000", "--seed", "5", "--out", str(src)],
-                       env=env, cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [*cli, "generate", "cargo", "--rows", "1000000", "--seed", "5", "--out", str(src)],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         generate_s = time.perf_counter() - t0
         code = (
             "import resource, sys, time, pandas as pd\n"
@@ -170,11 +214,23 @@ def training_1m(data_dir: Path) -> dict[str, Any]:
             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
             " r.metrics['best_iteration'], r.metrics.get('valid_roc_auc'))\n"
         )
-        run = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
-                             check=True, timeout=1800)
+        run = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=1800,
+        )
     seconds, peak_mb, iterations, auc = run.stdout.split()[-4:]
-    return {"generate_s": generate_s, "train_s": float(seconds), "peak_rss_mb": float(peak_mb),
-            "iterations": float(iterations), "valid_roc_auc": float(auc)}
+    return {
+        "generate_s": generate_s,
+        "train_s": float(seconds),
+        "peak_rss_mb": float(peak_mb),
+        "iterations": float(iterations),
+        "valid_roc_auc": float(auc),
+    }
 
 
 def render(results: dict[str, Any], command: str) -> str:
@@ -216,8 +272,10 @@ def render(results: dict[str, Any], command: str) -> str:
     }
     for key, label in labels.items():
         r = rp[key]
-        lines.append(f"| {label} | {r['requests']} | {r['failures']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
-                     f"| {r['throughput_rps']:,.0f} |")
+        lines.append(
+            f"| {label} | {r['requests']} | {r['failures']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+            f"| {r['throughput_rps']:,.0f} |"
+        )
     lines += [
         "",
         f"Throughput ratio, 2 workers × 16 clients: **{rp['throughput_ratio_2w_16c']:.1f}×** the usual way "
@@ -231,11 +289,13 @@ def render(results: dict[str, Any], command: str) -> str:
         f"{bt['endpoint']['rows_per_s']:,.0f} | {bt['endpoint']['requests']} requests, "
         f"{bt['endpoint']['failures']} failures, every row explained and logged |",
         f"| `borderrisk score cargo --data` 300,000-row Parquet file | {bt['file']['rows_per_s']:,.0f} | "
-        f"{bt['file']['seconds']:.1f} s including start-up, chunked, peak RSS {bt['file']['peak_rss_mb_any_child']:.0f} MB |",
+        f"{bt['file']['seconds']:.1f} s including start-up, chunked, "
+        f"peak RSS {bt['file']['peak_rss_mb_any_child']:.0f} MB |",
         "",
         "### Training on 1 M synthetic cargo rows",
         "",
-        f"Generation {tr['generate_s']:.1f} s; training (validation, features, LightGBM, calibration, metrics) "
+        f"Generation {tr['generate_s']:.1f} s; training (validation, features, LightGBM, calibration, "
+        "metrics) "
         f"**{tr['train_s']:.0f} s**, peak memory **{tr['peak_rss_mb']:,.0f} MB** "
         f"({tr['iterations']:.0f} boosting rounds, validation ROC-AUC {tr['valid_roc_auc']:.3f}).",
         END,
@@ -258,7 +318,10 @@ def write(section: str) -> None:
 def main() -> None:
     data_dir = Path(os.environ.get("BORDERRISK_BENCH_DIR", ROOT / "data" / "bench"))
     data_dir.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     steps = [
         ("treeshap", lambda: treeshap_reference()),
         ("request_path", lambda: request_path.run(data_dir)),

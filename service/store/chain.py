@@ -65,7 +65,37 @@ def normalize_json(value: Any, _path: str = "$") -> Any:
 
     Tuples become lists, numeric subclasses (e.g. numpy scalars) become ``int``/
     ``float``.  NaN and infinities raise :class:`ValueError`.
+
+    Every decision passes through here several times on the request path, so plain JSON types take
+    an exact-type fast path; anything else, and any error (to name where it is), takes the general one.
     """
+    try:
+        return _plain(value)
+    except (TypeError, ValueError):
+        return _normalize(value, _path)
+
+
+def _plain(value: Any) -> Any:
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float:
+        if not math.isfinite(value):
+            raise ValueError
+        return value
+    if t is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError
+            out[key] = _plain(item)
+        return out
+    if t is list or t is tuple:
+        return [_plain(item) for item in value]
+    return _normalize(value, "$")
+
+
+def _normalize(value: Any, _path: str) -> Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -82,10 +112,10 @@ def normalize_json(value: Any, _path: str = "$") -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"non-string key {key!r} at {_path}")
-            out[key] = normalize_json(item, f"{_path}.{key}")
+            out[key] = _normalize(item, f"{_path}.{key}")
         return out
     if isinstance(value, (list, tuple)):
-        return [normalize_json(item, f"{_path}[{i}]") for i, item in enumerate(value)]
+        return [_normalize(item, f"{_path}[{i}]") for i, item in enumerate(value)]
     if type(value).__name__ == "bool_":  # numpy.bool_ without importing numpy
         return bool(value)
     raise TypeError(f"value of type {type(value).__name__} at {_path} is not JSON-serialisable")
