@@ -9,6 +9,7 @@ the model's explicit "unseen" category.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
@@ -54,9 +55,13 @@ def _naive_utc(value: datetime) -> datetime:
     return value
 
 
+_NUMERIC_TEXT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
 def _not_a_number(value: object) -> object:
-    """Dates come as ISO 8601 text: a bare number would otherwise be read as a Unix timestamp."""
-    if isinstance(value, int | float):
+    """Dates come as ISO 8601 text: a number, or a number written as text ("0"), would otherwise be
+    read as a Unix timestamp (1970-01-01)."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMERIC_TEXT.fullmatch(value)):
         raise ValueError("expected an ISO 8601 date or date-time string, not a number")
     return value
 
@@ -70,6 +75,8 @@ def _whole_number(value: object) -> object:
 
 Instant = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_naive_utc)]
 Day = Annotated[date, BeforeValidator(_not_a_number)]
+#: An ISO 8601 date-time as given (query parameters such as ``since``), never a number.
+IsoDateTime = Annotated[datetime, BeforeValidator(_not_a_number)]
 
 
 WholeNumber = Annotated[int, BeforeValidator(_whole_number)]

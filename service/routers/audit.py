@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from features.schemas import IsoDateTime
 from service import metrics
 from service.oversight.render import PdfUnavailable, html_to_pdf, render
 from service.oversight.views import decision_view
@@ -171,8 +172,8 @@ def list_decisions(
     request: Request,
     who: Auditor,
     domain: Literal["cargo", "passenger"] | None = None,
-    since: datetime | None = Query(None, description="from this instant (inclusive, with a time zone)"),
-    until: datetime | None = Query(None, description="before this instant"),
+    since: IsoDateTime | None = Query(None, description="from this instant (inclusive, with a time zone)"),
+    until: IsoDateTime | None = Query(None, description="before this instant"),
     channel: Literal["green", "yellow", "red"] | None = None,
     selection: Literal["random", "risk", "none"] | None = Query(None, description="the selection reason"),
     reviewed: bool | None = Query(None, description="reviewed by an officer, or not"),

@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI, Form, HTTPException, Path, Query, Reques
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from features.schemas import Day
 from service.oversight import session
 from service.oversight.cards import model_card
 from service.oversight.proportionality import frame_from_log, proportionality
@@ -126,8 +127,8 @@ def decisions_page(
     request: Request,
     who: AuditorPage,
     domain: Literal["cargo", "passenger", ""] = "",
-    since: date | None = None,
-    until: date | None = Query(None, description="last day included"),
+    since: Day | None = None,
+    until: Day | None = Query(None, description="last day included"),
     channel: Literal["green", "yellow", "red", ""] = "",
     selection: Literal["random", "risk", "none", ""] = "",
     reviewed: Literal["yes", "no", ""] = "",
@@ -271,8 +272,8 @@ def proportionality_page(
     request: Request,
     who: AuditorPage,
     domain: Literal["cargo", "passenger"] = "passenger",
-    since: date | None = None,
-    until: date | None = Query(None, description="last day included"),
+    since: Day | None = None,
+    until: Day | None = Query(None, description="last day included"),
     bound: Annotated[float | None, Query(gt=1, le=10)] = None,
 ) -> HTMLResponse:
     settings = request.app.state.settings
