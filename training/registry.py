@@ -11,7 +11,6 @@ request path.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -224,7 +223,3 @@ def list_versions(settings: Settings, domain: str) -> list[dict]:
         }
         for v in sorted(versions, key=lambda v: int(v.version))
     ]
-
-
-def metrics_json(bundle: ModelBundle) -> str:
-    return json.dumps(bundle.metadata["metrics"], indent=1, sort_keys=True)
