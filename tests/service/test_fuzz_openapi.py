@@ -12,12 +12,8 @@ nothing) rather than through ``schemathesis.pytest.from_fixture``: the lazy load
 node attribute that pytest 9 no longer has. Requests still go to a fixture's app through the ASGI
 transport (``call(app=...)``).
 
-Known issue, kept visible: a *numeric string* where the document says ``date``/``date-time`` is still
-read as a Unix timestamp (pydantic's lax mode) instead of being refused — in the auditors'
-``since``/``until`` query parameters and in the score payloads (JSON numbers there are refused since
-the schema fix). Acceptances of exactly that kind are counted in the figures and pinned by the
-strict-xfail ``test_numeric_strings_are_not_dates`` in ``test_malformed_payloads.py``; every other
-failure of any check fails this test.
+Every failure of any check fails this test (numbers and numeric strings in date fields, once read
+as Unix timestamps, are refused since the schema fix; ``test_numeric_strings_are_not_dates`` pins it).
 """
 
 from __future__ import annotations
@@ -31,7 +27,6 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.core.failures import AcceptedNegativeData, FailureGroup
 
 from tests.conftest import TEST_SECRET, auth, make_keys
 
@@ -39,7 +34,6 @@ from tests.conftest import TEST_SECRET, auth, make_keys
 MAX_EXAMPLES = int(os.environ.get("BORDERRISK_FUZZ_EXAMPLES", "25"))
 
 _STATUSES: dict[str, Counter] = {}
-_KNOWN: Counter = Counter()
 
 
 def _document() -> dict[str, Any]:
@@ -55,73 +49,6 @@ DOCUMENT = _document()
 #: A fixed seed (CI is repeatable; change it, or run with BORDERRISK_FUZZ_SEED, to explore further).
 SEED = int(os.environ.get("BORDERRISK_FUZZ_SEED", "20251126"))
 schema = schemathesis.openapi.from_dict(DOCUMENT, config=schemathesis.Config(seed=SEED))
-
-
-def _is_date(node: Any) -> bool:
-    if not isinstance(node, dict):
-        return False
-    if node.get("format") in ("date", "date-time"):
-        return True
-    return any(_is_date(sub) for sub in node.get("anyOf", []) + node.get("oneOf", []))
-
-
-def fields_where(document: dict[str, Any], test) -> set[str]:
-    """Names of the properties and query parameters whose schema passes ``test``."""
-    names: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for name, sub in (node.get("properties") or {}).items():
-                if test(sub):
-                    names.add(name)
-            if "name" in node and test(node.get("schema")):
-                names.add(node["name"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(document)
-    return names
-
-
-DATE_FIELDS = fields_where(DOCUMENT, _is_date)
-
-
-def _numeric(value: Any) -> bool:
-    """A number, or text that reads as one (``bool`` aside)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _numeric_dates(value: Any) -> set[str]:
-    """Date fields holding a number or a numeric string, anywhere in a body or a query."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k in DATE_FIELDS and _numeric(v):
-                found.add(k)
-            found |= _numeric_dates(v)
-    elif isinstance(value, list):
-        for v in value:
-            found |= _numeric_dates(v)
-    return found
-
-
-def is_known_numeric_date(failure: Exception, case) -> bool:
-    """The known issue exactly: an accepted negative case whose invalid part is a number in a date
-    field (and the mutation the check names is that field's type)."""
-    if not isinstance(failure, AcceptedNegativeData):
-        return False
-    numeric = _numeric_dates(case.body) | _numeric_dates(case.query or {})
-    text = str(failure)
-    return bool(numeric) and any(f"{name}: Incorrect type" in text for name in numeric)
 
 
 COUNTRY_FIELDS = ("country_of_departure", "country_of_origin", "document_issuing_country", "nationality")
@@ -202,7 +129,6 @@ def fuzz_app(registered, tmp_path_factory):
         "operations": len(_STATUSES),
         "requests": sum(sum(c.values()) for c in _STATUSES.values()),
         "server_errors": sum(n for c in _STATUSES.values() for s, n in c.items() if s.startswith("5")),
-        "known_numeric_date_accepted": sum(_KNOWN.values()),
         "statuses": {op: dict(sorted(c.items())) for op, c in sorted(_STATUSES.items())},
     }
     from tests.reliability.figures import write_figures
@@ -234,18 +160,4 @@ def test_openapi_fuzz(case, fuzz_app):
     response = case.call(app=fuzz_app, headers=headers)
     _STATUSES.setdefault(case.operation.label, Counter())[str(response.status_code)] += 1
     assert response.status_code < 500, f"{case.operation.label}: {response.status_code} {response.text[:300]}"
-    try:
-        case.validate_response(
-            response, headers=headers, transport_kwargs={"app": fuzz_app, "headers": headers}
-        )
-    except FailureGroup as group:
-        others = [f for f in group.exceptions if not is_known_numeric_date(f, case)]
-        if others:
-            raise
-        _KNOWN[case.operation.label] += 1
-
-
-def test_date_fields_are_found():
-    """The known-issue filter above must only ever concern real date fields."""
-    assert {"declared_at", "departure_at", "booking_at", "document_expiry"} <= DATE_FIELDS
-    assert not DATE_FIELDS & {"net_mass_kg", "declared_value", "tax_rate", "birth_year", "score"}
+    case.validate_response(response, headers=headers, transport_kwargs={"app": fuzz_app, "headers": headers})
