@@ -18,6 +18,19 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+#: Headless chromium on a machine without a display or network: no sandbox (root in containers), no
+#: GPU, and none of the background connections a closed network would refuse.
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
@@ -80,14 +93,7 @@ def html_to_pdf(html: str, timeout: float = 60.0) -> bytes:
         page.write_text(html, encoding="utf-8")
         args = [
             browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *CHROMIUM_ARGS,
             f"--user-data-dir={Path(tmp) / 'profile'}",
             "--no-pdf-header-footer",
             f"--print-to-pdf={out}",

@@ -193,20 +193,7 @@ class KeyStore:
         if parsed is None:
             return None
         key_id, _secret = parsed
-        hit, row = self._cache_get(key_id)
-        if not hit:
-            with db_errors("authenticate"), self.engine.connect() as conn:
-                found = conn.execute(
-                    select(_keys.c.name, _keys.c.role, _keys.c.key_hash, _keys.c.revoked_at).where(
-                        _keys.c.key_id == key_id
-                    )
-                ).first()
-            row = (
-                None
-                if found is None
-                else _KeyRow(found.name, found.role, found.key_hash, found.revoked_at is not None)
-            )
-            self._cache_put(key_id, row)
+        row = self._row(key_id, "authenticate")
         if row is None:
             return None
         if not hmac.compare_digest(_hash_key(key), row.key_hash):
@@ -215,14 +202,11 @@ class KeyStore:
             return None
         return Principal(name=row.name, role=row.role, key_id=key_id)
 
-    def principal(self, key_id: str) -> Principal | None:
-        """The principal of an active key by its public id (a session that outlives one request
-        re-checks its key this way), or None if unknown or revoked. Uses the same cache."""
-        if not isinstance(key_id, str) or not _KEY_ID.match(key_id):
-            return None
+    def _row(self, key_id: str, op: str) -> _KeyRow | None:
+        """The key's row by public id, through the cache (a miss reads the database once)."""
         hit, row = self._cache_get(key_id)
         if not hit:
-            with db_errors("principal"), self.engine.connect() as conn:
+            with db_errors(op), self.engine.connect() as conn:
                 found = conn.execute(
                     select(_keys.c.name, _keys.c.role, _keys.c.key_hash, _keys.c.revoked_at).where(
                         _keys.c.key_id == key_id
@@ -234,6 +218,14 @@ class KeyStore:
                 else _KeyRow(found.name, found.role, found.key_hash, found.revoked_at is not None)
             )
             self._cache_put(key_id, row)
+        return row
+
+    def principal(self, key_id: str) -> Principal | None:
+        """The principal of an active key by its public id (a session that outlives one request
+        re-checks its key this way), or None if unknown or revoked. Uses the same cache."""
+        if not isinstance(key_id, str) or not _KEY_ID.match(key_id):
+            return None
+        row = self._row(key_id, "principal")
         if row is None or row.revoked:
             return None
         return Principal(name=row.name, role=row.role, key_id=key_id)

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from models.scoring import Scorer
+from service.oversight.render import CHROMIUM_ARGS
 from service.store import AuditStore, KeyStore, make_engine, migrate
 from tests.conftest import TEST_SECRET, record_of
 from tests.service.oversight_data import plant_history
@@ -26,16 +27,7 @@ from tests.service.oversight_data import plant_history
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+ARGS = list(CHROMIUM_ARGS)
 ROOT = Path(__file__).resolve().parents[2]
 
 
