@@ -15,17 +15,20 @@ def _ref(model_version: int | None) -> str:
     return str(model_version) if model_version is not None else "champion"
 
 
+#: Options shared by ``score`` and ``evaluate``.
+MappingOption = Annotated[Path | None, typer.Option("--mapping", help="YAML mapping of the file's columns")]
+ModelVersionOption = Annotated[
+    int | None, typer.Option("--model-version", min=1, help="registered version (default: champion)")
+]
+
+
 @app.command()
 def score(
     domain: DomainArg,
     data: Annotated[Path, typer.Option("--data", help="declarations (.parquet or .csv)")],
     out: Annotated[Path, typer.Option("--out", help="scored parquet file to write")],
-    mapping: Annotated[
-        Path | None, typer.Option("--mapping", help="YAML mapping of the file's columns")
-    ] = None,
-    model_version: Annotated[
-        int | None, typer.Option("--model-version", min=1, help="registered version (default: champion)")
-    ] = None,
+    mapping: MappingOption = None,
+    model_version: ModelVersionOption = None,
     chunk_rows: Annotated[int, typer.Option(min=100, help="rows read and scored at a time")] = 50_000,
 ) -> None:
     """Score every row of a file: id, score, channel, top three reasons, other columns carried through."""
@@ -83,12 +86,8 @@ def score(
 def evaluate(
     domain: DomainArg,
     data: Annotated[Path, typer.Option("--data", help="labelled history (.parquet or .csv)")],
-    mapping: Annotated[
-        Path | None, typer.Option("--mapping", help="YAML mapping of the file's columns")
-    ] = None,
-    model_version: Annotated[
-        int | None, typer.Option("--model-version", min=1, help="registered version (default: champion)")
-    ] = None,
+    mapping: MappingOption = None,
+    model_version: ModelVersionOption = None,
     report: Annotated[Path | None, typer.Option("--report", help="write an HTML report here")] = None,
 ) -> None:
     """Metrics of a registered model on a labelled file (ROC-AUC, PR-AUC, precision at budgets…)."""
