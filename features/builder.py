@@ -4,13 +4,20 @@ A builder is created from a :class:`FeatureState` (fitted on the training histor
 with the model). ``transform`` turns columns into the model matrix; training passes the
 point-in-time entity history it computed with :meth:`FeatureBuilder.training_history`, serving looks
 the history up in the state. Everything else is the same code for one row or a million.
+
+Each feature is put into words by a :class:`Reason`: the fields of the record it reads and a text
+function. One decision reads the fields from its record (:meth:`FeatureBuilder.context`); a batch
+gathers them column by column (:meth:`FeatureBuilder.batch_context`) and words a feature for all
+its rows at once. Both call the same text function on the same values, so a reason reads the same
+whichever way it was produced.
 """
 
 from __future__ import annotations
 
 import json
+import operator
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -18,21 +25,29 @@ import numpy as np
 import pandas as pd
 
 from features.common import (
+    SMALL,
     Columns,
     EntityHistory,
     FeatureDef,
+    PreparedColumns,
+    TextColumn,
     Vocabulary,
     as_datetime_array,
     digest,
     entity_key,
     history_as_of,
-    lookup_totals,
-    smoothed_rate,
+    history_features,
+    is_missing,
+    join_key,
+    lookup_keys,
 )
 
 #: 2: cargo lanes and consignments, HS×origin/departure/tax-type histories, tariff-gap and HS heading
 #: features; a state of another format belongs to a model built with other features and is refused.
 STATE_FORMAT = 2
+
+#: Prefix of a reason field that holds a categorical feature's raw value (``category:office_id``).
+CATEGORY = "category:"
 
 
 @dataclass
@@ -62,6 +77,170 @@ class FeatureState:
                 f"feature state format {data.get('format')} is not supported (want {STATE_FORMAT})"
             )
         return cls(**data)
+
+
+#: Texts a ``by_fields`` reason remembers (then it starts afresh): bounded memory per model.
+REMEMBERED = 2048
+
+#: The direction of a contribution, appended to its text: ``DIRECTION[contribution > 0]``.
+DIRECTION = (" (lowers risk)", " (raises risk)")
+
+
+@dataclass(frozen=True, eq=False)
+class Reason:
+    """How one feature is put into words for a record.
+
+    ``fields`` names what the text reads: record fields as given, derived fields (``hs6``), or a
+    category's raw value (``category:<feature>``). ``text(value, *fields)`` writes it. A
+    ``by_fields`` text does not depend on the feature value and is called as ``text(*fields)``: a
+    batch words each distinct combination once (an importer's history reads the same on every one of
+    its declarations), and one decision words an entity's three history features once.
+    """
+
+    fields: tuple[str, ...]
+    text: Callable[..., str]
+    by_fields: bool = False
+    _memory: dict[tuple[Any, ...], str] = field(default_factory=dict, repr=False)
+
+    def words(self, *parts: Any) -> str:
+        """``text(*parts)`` of a ``by_fields`` reason, remembered for the last few thousand field
+        values: importers, HS codes and offices come back request after request (the state is frozen,
+        so their words never change). Only str / None values are remembered: values that are equal
+        may read differently (``1`` and ``1.0``)."""
+        memory = self._memory
+        try:
+            if (out := memory.get(parts)) is not None:  # only str / None keys are ever stored
+                return out
+        except TypeError:  # an unhashable value (a list): never remembered
+            return self.text(*parts)
+        out = self.text(*parts)
+        if all(p is None or type(p) is str for p in parts):
+            if len(memory) >= REMEMBERED:
+                memory.clear()
+            memory[parts] = out
+        return out
+
+    def words_of(self, keys: list[tuple[str | None, ...]]) -> list[str]:
+        """:meth:`words` of many combinations of field values, all of them str / None (a batch's
+        distinct keys, checked by the caller)."""
+        memory, text, out = self._memory, self.text, []
+        for parts in keys:
+            if (said := memory.get(parts)) is None:
+                said = text(*parts)
+                if len(memory) >= REMEMBERED:
+                    memory.clear()
+                memory[parts] = said
+            out.append(said)
+        return out
+
+
+#: How one record's row words a feature from its value (feature, text, number of fields, getter) and
+#: a ``by_fields`` reason for all its features (words, number of fields, getter, features).
+_Single = tuple[int, Callable[..., str], int, Callable[[Mapping[str, Any]], Any]]
+_Shared = tuple[Callable[..., str], int, Callable[[Mapping[str, Any]], Any], tuple[int, ...]]
+
+
+class RowContext(dict):  # type: ignore[type-arg]
+    """The reason fields of one record: its own fields, its derived fields and the raw values of its
+    categorical features (``category:<feature>``), each computed once for all its reasons."""
+
+    def __init__(self, builder: FeatureBuilder, row: Mapping[str, Any]) -> None:
+        super().__init__(row)
+        cols = self.columns = builder.prepare({k: [v] for k, v in row.items()})
+        for name in cols.derived:
+            self[name] = _as_list(cols[name])[0]
+        for name in builder.categoricals:
+            self[CATEGORY + name] = builder.category_values(name, cols)[0]
+
+
+class BatchContext:
+    """The reason fields of a batch of records, each a list over the rows, converted on first use.
+
+    Record fields are the values as given (a file's pandas column gives exactly what its
+    ``to_dict("records")`` would); derived fields and categories come from the prepared columns.
+    """
+
+    def __init__(self, builder: FeatureBuilder, cols: PreparedColumns) -> None:
+        self._builder = builder
+        self.columns = cols
+        self._lists: dict[str, list[Any]] = {}
+        self._memo: dict[int, dict[Any, tuple[str, str]]] = {}  # reason -> key -> both directions
+        self._all_keys: dict[int, list[Any]] = {}
+        self._memo_safe: dict[str, bool] = {}
+
+    def __getitem__(self, name: str) -> list[Any]:
+        if (out := self._lists.get(name)) is None:
+            if name.startswith(CATEGORY):
+                values = self._builder.category_values(name.removeprefix(CATEGORY), self.columns)
+                out = _as_list(values)
+            else:
+                out = _as_list(self.columns[name])
+            self._lists[name] = out
+        return out
+
+    def gather(self, reason: Reason, rows: list[int] | None) -> list[list[Any]]:
+        """The columns ``reason`` reads, on ``rows`` (all when None)."""
+        columns = [self[f] for f in reason.fields]
+        if rows is None:
+            return columns
+        return [[col[i] for i in rows] for col in columns]
+
+    def reasons(
+        self, reason: Reason, values: list[float], raises: list[bool], rows: list[int] | None
+    ) -> list[str]:
+        """Reasons (with their direction) of one feature worded by ``reason`` on ``rows`` (all when
+        None), whose values are ``values`` and contributions positive where ``raises``.
+
+        A ``by_fields`` reason words each distinct combination of field values once per batch, in both
+        directions; the others word every row.
+        """
+        if not reason.by_fields:
+            texts = map(reason.text, values, *self.gather(reason, rows))
+            return [text + DIRECTION[up] for text, up in zip(texts, raises, strict=True)]
+        keys = self._keys(reason, rows)
+        if keys is None:  # field values that cannot key a memo: word every row
+            every = (reason.text(*parts) for parts in zip(*self.gather(reason, rows), strict=True))
+            return [text + DIRECTION[up] for text, up in zip(every, raises, strict=True)]
+        both = self._memo.setdefault(id(reason), {})
+        fresh = [k for k in dict.fromkeys(keys) if k not in both]
+        if fresh:
+            single = len(reason.fields) == 1  # keys are the values, else tuples of them (none: ())
+            words = reason.words_of([(k,) for k in fresh] if single else fresh)
+            for k, w in zip(fresh, words, strict=True):
+                both[k] = (w + DIRECTION[False], w + DIRECTION[True])
+        return [both[k][up] for k, up in zip(keys, raises, strict=True)]
+
+    def _keys(self, reason: Reason, rows: list[int] | None) -> list[Any] | None:
+        """The values of a ``by_fields`` reason's fields on ``rows`` (one field: its values; more:
+        tuples), or None when they cannot key a memo."""
+        if not all(self._memo_safe_field(f) for f in reason.fields):
+            return None
+        if rows is None and (keys := self._all_keys.get(id(reason))) is not None:
+            return keys
+        columns = self.gather(reason, rows)
+        if not columns:
+            keys = [()] * (self.columns.n_rows if rows is None else len(rows))
+        else:
+            keys = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+        if rows is None:
+            self._all_keys[id(reason)] = keys
+        return keys
+
+    def _memo_safe_field(self, name: str) -> bool:
+        """Whether a field's values can key a memo: str and None only, since values that are equal
+        may read differently (``1`` and ``1.0``, ``0.0`` and ``-0.0``)."""
+        if (safe := self._memo_safe.get(name)) is None:
+            safe = self._memo_safe[name] = set(map(type, self[name])) <= {str, type(None)}
+        return safe
+
+
+def _as_list(values: Any) -> list[Any]:
+    """The values of a column as Python objects, the way a record (or ``to_dict``) holds them."""
+    if isinstance(values, list):
+        return values
+    if isinstance(values, pd.Series | np.ndarray):
+        return values.tolist()
+    return list(values)
 
 
 class FeatureBuilder(ABC):
@@ -112,6 +291,12 @@ class FeatureBuilder(ABC):
             f"{h.name}_{suffix}": h for h in self.histories for suffix in ("seen", "inspected", "hit_rate")
         }
         self.categorical_indices = [i for i, f in enumerate(self.feature_defs) if f.kind == "categorical"]
+        self._category_fields = [
+            CATEGORY + f.name if f.kind == "categorical" else None for f in self.feature_defs
+        ]
+        self._reasons: list[Reason | None] = [None] * len(self.feature_defs)
+        self._plan: tuple[list[_Single], list[_Shared]] | None = None
+        self._history_reasons: dict[tuple[str, ...], Reason] = {}
 
     # -- declared by subclasses -------------------------------------------------------------
     @abstractmethod
@@ -119,11 +304,11 @@ class FeatureBuilder(ABC):
 
     @abstractmethod
     def numeric_block(self, cols: Columns) -> np.ndarray:
-        """(n, len(numeric_defs)) float matrix of the numeric features."""
+        """(n, len(numeric_defs)) float matrix of the numeric features (``cols`` are prepared)."""
 
     @abstractmethod
-    def category_values(self, name: str, cols: Columns) -> np.ndarray:
-        """Object array of str/None: the raw value of categorical feature ``name``."""
+    def category_values(self, name: str, cols: Columns) -> TextColumn:
+        """Values (str/None) of categorical feature ``name``: its raw value, before encoding."""
 
     @abstractmethod
     def category_label(self, name: str) -> str: ...
@@ -133,15 +318,31 @@ class FeatureBuilder(ABC):
         return {}
 
     @classmethod
-    def with_derived(cls, cols: Columns) -> dict[str, Any]:
-        """Add derived fields (an HS6 prefix, a transit airport) that entities or categories use."""
-        return dict(cols)
+    def derived_fields(cls, cols: PreparedColumns) -> dict[str, Any]:
+        """Derived fields (an HS6 prefix, a transit airport) that entities or categories use."""
+        return {}
 
     @abstractmethod
-    def reason(self, name: str, row: Mapping[str, Any], value: float, contribution: float) -> str:
-        """Plain-language reason for one feature's contribution to one decision."""
+    def reason_for(self, name: str) -> Reason:
+        """How feature ``name`` is put into words (entity histories: :meth:`history_reason`)."""
 
     # -- shared machinery ---------------------------------------------------------------------
+    @classmethod
+    def prepare(cls, cols: Columns) -> PreparedColumns:
+        """The columns with their derived fields, ready for the feature code (once per batch)."""
+        if isinstance(cols, PreparedColumns):
+            return cols
+        out = PreparedColumns(cols)
+        derived = cls.derived_fields(out)
+        out.update(derived)
+        out.derived = tuple(derived)
+        return out
+
+    @classmethod
+    def with_derived(cls, cols: Columns) -> dict[str, Any]:
+        """The columns with their derived fields added (see :meth:`prepare`)."""
+        return cls.prepare(cols)
+
     @classmethod
     def sources_of(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
         """The declaration fields behind ``fields``: derived fields are replaced by their sources."""
@@ -167,7 +368,7 @@ class FeatureBuilder(ABC):
     @classmethod
     def fit(cls, df: pd.DataFrame) -> FeatureState:
         """Fit vocabularies, references and entity histories on a training history frame."""
-        cols = cls.with_derived({c: df[c] for c in df.columns})
+        cols = cls.prepare({c: df[c] for c in df.columns})
         inspected = df["inspected"].to_numpy(dtype=bool)
         hits = df[cls.label_field].fillna(0).to_numpy(dtype=np.int64).astype(bool) & inspected
         prior = float(hits.sum() / max(inspected.sum(), 1))
@@ -202,7 +403,7 @@ class FeatureBuilder(ABC):
         rows on or after that day see the totals of the days before it and nothing later, as the
         released model will. Training passes the start of its validation period.
         """
-        cols = self.with_derived({c: df[c] for c in df.columns})
+        cols = self.prepare({c: df[c] for c in df.columns})
         inspected = df["inspected"].to_numpy(dtype=bool)
         hits = df[self.label_field].fillna(0).to_numpy(dtype=np.int64).astype(bool) & inspected
         day = self._day(cols)
@@ -216,10 +417,37 @@ class FeatureBuilder(ABC):
         return np.hstack(blocks) if blocks else np.empty((len(df), 0))
 
     def serving_history(self, cols: Columns) -> np.ndarray:
-        """Entity counts as of the training cut-off (``cols`` already carry the derived fields)."""
-        blocks = [lookup_totals(h, entity_key(cols, h.fields)) for h in self.histories]
-        n = len(next(iter(cols.values())))
-        return np.hstack(blocks) if blocks else np.empty((n, 0))
+        """(n, 3·entities) entity counts as of the training cut-off.
+
+        A few rows are looked up key by key into one flat list (one array for all entities), a big
+        batch with one vectorised lookup per entity.
+        """
+        cols = self.prepare(cols)
+        n = cols.n_rows
+        if not self.histories:
+            return np.empty((n, 0))
+        if n >= SMALL:
+            return np.hstack([h.lookup(lookup_keys(cols, h.fields)) for h in self.histories])
+        texts = {f: cols.text(f) for h in self.histories for f in h.fields}
+        lookups = [(h.fields, h.counts_of) for h in self.histories]
+        flat: list[float] = []
+        for i in range(n):
+            for fields, counts_of in lookups:
+                if len(fields) == 1:
+                    flat.extend(counts_of(texts[fields[0]][i]))
+                else:
+                    flat.extend(counts_of(join_key([texts[f][i] for f in fields])))
+        return np.array(flat, dtype=np.float64).reshape(n, 3 * len(self.histories))
+
+    def category_block(self, cols: Columns) -> np.ndarray:
+        """(n, len(categoricals)) category codes, in ``categoricals`` order."""
+        cols = self.prepare(cols)
+        if not self.categoricals:
+            return np.empty((cols.n_rows, 0))
+        values = [(self.vocabularies[name], self.category_values(name, cols)) for name in self.categoricals]
+        if cols.n_rows < SMALL:  # one array for all categories, not one per category
+            return np.array([vocab.codes(v) for vocab, v in values], dtype=np.float64).T
+        return np.array([vocab.encode(v) for vocab, v in values], dtype=np.float64).T
 
     def transform(self, cols: Columns, history: np.ndarray | None = None) -> np.ndarray:
         """Model matrix (n, n_features), float64, in ``feature_names`` order.
@@ -227,63 +455,144 @@ class FeatureBuilder(ABC):
         ``history`` is the (n, 3·entities) matrix of (seen, inspected, hits) counts; when omitted the
         counts as of the training cut-off are looked up in the state (serving and batch scoring).
         """
-        cols = self.with_derived(cols)
-        numeric = self.numeric_block(cols)
-        cats = [
-            self.vocabularies[name].encode(self.category_values(name, cols)) for name in self.categoricals
-        ]
+        cols = self.prepare(cols)
         counts = self.serving_history(cols) if history is None else history
-        hist = []
-        for j in range(len(self.histories)):
-            c = counts[:, 3 * j : 3 * j + 3]
-            hist += [c[:, 0], c[:, 1], smoothed_rate(c, self.state.prior_rate, self.smoothing)]
-        return np.column_stack([numeric, *cats, *hist]).astype(np.float64, copy=False)
+        blocks = [
+            self.numeric_block(cols),
+            self.category_block(cols),
+            history_features(counts, self.state.prior_rate, self.smoothing),
+        ]
+        return np.concatenate(blocks, axis=1, dtype=np.float64)
 
     def entity_label(self, field: str) -> str:
         return field.removesuffix("_id").replace("_", " ")
 
-    def context(self, row: Mapping[str, Any]) -> RowContext:
-        """A record with its derived fields computed once, for the many reasons of one explanation."""
-        return RowContext(row, self.with_derived({k: [v] for k, v in row.items()}))
+    # -- reasons ------------------------------------------------------------------------------
+    def reason_at(self, index: int) -> Reason:
+        """The :class:`Reason` of feature ``index``, built on first use."""
+        reason = self._reasons[index]
+        if reason is None:
+            reason = self._reasons[index] = self.reason_for(self.feature_names[index])
+        return reason
 
-    def derived_columns(self, row: Mapping[str, Any]) -> Mapping[str, Any]:
-        if isinstance(row, RowContext):
-            return row.columns
-        return self.with_derived({k: [v] for k, v in row.items()})
-
-    def describe_history(self, name: str, row: Mapping[str, Any]) -> str:
-        """Reason text for an entity-history feature, from the counts as of the cut-off."""
+    def history_reason(self, name: str) -> Reason:
+        """An entity-history feature's reason, from the counts as of the cut-off; the three features
+        of one entity share it (and so, in one decision, its text)."""
         h = self._history_of_feature[name]
-        derived = self.derived_columns(row)
-        parts = [derived[f][0] for f in h.fields]
-        if any(p is None for p in parts):
-            return " × ".join(self.entity_label(f) for f in h.fields) + ": not given"
-        who = " × ".join(f"{self.entity_label(f)} {p}" for f, p in zip(h.fields, parts, strict=True))
-        seen, inspected, hits = h.totals.get("|".join(str(p) for p in parts), [0, 0, 0])
-        if seen == 0:
-            return f"{who}: never seen before"
-        return f"{who}: {_count(hits, 'finding')} in {_count(inspected, 'inspection')}, {seen} past records"
+        if (reason := self._history_reasons.get(h.fields)) is None:
+            reason = self._history_reasons[h.fields] = Reason(h.fields, self._history_text(h), by_fields=True)
+        return reason
 
-    def display_value(self, index: int, row: Mapping[str, Any], value: float) -> Any:
-        """The value shown to a person: the raw category, or the numeric feature value."""
-        feature = self.feature_defs[index]
-        if feature.kind == "categorical":
-            decoded = self.vocabularies[feature.name].decode(value)
-            raw = self.category_values(feature.name, self.derived_columns(row))[0]
-            return raw if decoded is not None else None
-        return None if np.isnan(value) else float(value)
+    def _history_text(self, h: EntityHistory) -> Callable[..., str]:
+        labels = [self.entity_label(f) for f in h.fields]
+        not_given = " × ".join(labels) + ": not given"
+        who_is = " × ".join(label.replace("{", "{{").replace("}", "}}") + " {}" for label in labels)
+        totals, new = h.totals, [0, 0, 0]
 
+        def text(*parts: Any) -> str:
+            for p in parts:
+                if type(p) is not str:
+                    if p is None:
+                        return not_given
+                    return spelled(*parts)  # a part that is not text: its str() goes into the key
+            return worded(who_is.format(*parts), totals.get("|".join(parts), new))
 
-class RowContext(dict):
-    """A record (its fields as a dict) that also carries its derived one-row columns."""
+        def spelled(*parts: Any) -> str:
+            # a file's missing value (NaN, pd.NA) is missing, as a request's None is: "not given"
+            if any(is_missing(p) for p in parts):
+                return not_given
+            return worded(who_is.format(*parts), totals.get("|".join(map(str, parts)), new))
 
-    def __init__(self, row: Mapping[str, Any], columns: Mapping[str, Any]) -> None:
-        super().__init__(row)
-        self.columns = columns
+        def worded(who: str, counts: list[int]) -> str:
+            seen, inspected, hits = counts
+            if seen == 0:
+                return who + ": never seen before"
+            findings = f"{hits} finding" if hits == 1 else f"{hits} findings"
+            inspections = f"{inspected} inspection" if inspected == 1 else f"{inspected} inspections"
+            return f"{who}: {findings} in {inspections}, {seen} past records"
 
+        return text
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+    def context(self, row: Mapping[str, Any]) -> RowContext:
+        """One record's reason fields, derived fields computed once for all its reasons."""
+        return row if isinstance(row, RowContext) else RowContext(self, row)
+
+    def batch_context(self, cols: Columns) -> BatchContext:
+        """A batch's reason fields, column by column (``cols``: the columns the batch was scored on)."""
+        return BatchContext(self, self.prepare(cols))
+
+    def describe_row(
+        self, ctx: RowContext, xs: Sequence[float], features: Sequence[int]
+    ) -> tuple[list[Any], list[str]]:
+        """Display values and texts (without direction) of one record whose model row is ``xs``, as
+        lists over all features (indexed like ``feature_names``): the values of all, the texts of
+        ``features``. Each reason is worded once (an entity's history once for its three features).
+
+        The value shown to a person is the raw category of a categorical feature and the feature
+        value of a numeric one; None when the feature is missing (NaN).
+        """
+        texts: list[str] = [""] * len(self.feature_defs)
+        subset = None if len(features) == len(texts) else set(features)
+        singles, shared = self._reason_plan()
+        for j, text, arity, pick in singles:
+            if subset is not None and j not in subset:
+                continue
+            x = xs[j]
+            texts[j] = text(x) if not arity else text(x, pick(ctx)) if arity == 1 else text(x, *pick(ctx))
+        for words, arity, pick, indices in shared:
+            if subset is not None and subset.isdisjoint(indices):
+                continue
+            said = words() if not arity else words(pick(ctx)) if arity == 1 else words(*pick(ctx))
+            for j in indices:
+                texts[j] = said
+        values = [x if x == x else None for x in xs]  # NaN: missing
+        for j in self.categorical_indices:
+            if values[j] is not None:
+                values[j] = ctx[self._category_fields[j]]  # type: ignore[index]
+        return values, texts
+
+    def _reason_plan(self) -> tuple[list[_Single], list[_Shared]]:
+        """The reasons as one record's row needs them: value-dependent ones per feature, ``by_fields``
+        ones once for all the features they word (an entity's three), each with its number of fields
+        and a getter of their values (``operator.itemgetter``: a value for one field, a tuple for more)."""
+        if self._plan is None:
+            features: dict[Reason, list[int]] = {}
+            for j in range(len(self.feature_defs)):
+                features.setdefault(self.reason_at(j), []).append(j)
+            singles: list[_Single] = []
+            shared: list[_Shared] = []
+            for r, indices in features.items():
+                pick = operator.itemgetter(*r.fields or ("",))
+                if r.by_fields:
+                    shared.append((r.words, len(r.fields), pick, tuple(indices)))
+                else:
+                    singles += [(j, r.text, len(r.fields), pick) for j in indices]
+            self._plan = (singles, shared)
+        return self._plan
+
+    def feature_reasons(
+        self,
+        index: int,
+        values: list[float],
+        raises: list[bool],
+        ctx: BatchContext,
+        rows: list[int] | None = None,
+    ) -> list[str]:
+        """Reasons of feature ``index`` for ``rows`` of a batch (all when None): ``values`` are the
+        feature's values on those rows, ``raises`` whether its contributions are positive."""
+        return ctx.reasons(self.reason_at(index), values, raises, rows)
+
+    def display_values(
+        self, index: int, values: list[float], ctx: BatchContext, rows: list[int] | None = None
+    ) -> list[Any]:
+        """Display values of feature ``index`` for ``rows`` of a batch (see :meth:`describe_row`)."""
+        category = self._category_fields[index]
+        if category is None:
+            return [x if x == x else None for x in values]
+        raw = ctx[category]
+        if rows is not None:
+            raw = [raw[i] for i in rows]
+        return [r if x == x else None for r, x in zip(raw, values, strict=True)]
 
 
 def columns_of_record(record: Mapping[str, Any]) -> dict[str, list[Any]]:

@@ -10,14 +10,28 @@ and mass, as a repeat shipment is).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from features.builder import FeatureBuilder
-from features.common import WEEKDAYS, Columns, FeatureDef, as_datetime_array, as_float_array, as_str_array
+from features.builder import CATEGORY, FeatureBuilder, Reason
+from features.common import (
+    SMALL,
+    WEEKDAYS,
+    Columns,
+    FeatureDef,
+    PreparedColumns,
+    TextColumn,
+    as_datetime_array,
+    calendar,
+    map_distinct,
+    number_of,
+    stack_columns,
+    text_column,
+    text_of,
+)
 
 #: A reference unit value needs at least this many declarations of its HS code (and origin).
 MIN_REFERENCE_COUNT = 5
@@ -77,13 +91,14 @@ class CargoFeatures(FeatureBuilder):
     }
 
     @classmethod
-    def with_derived(cls, cols: Columns) -> dict[str, Any]:
-        out = dict(cols)
-        hs = as_str_array(cols["hs_code"])
-        out["hs6"] = np.array([None if h is None else h[:6] for h in hs], dtype=object)
-        out["value_key"] = _number_key(cols["declared_value"])
-        out["mass_key"] = _number_key(cols["net_mass_kg"])
-        return out
+    def derived_fields(cls, cols: PreparedColumns) -> dict[str, Any]:
+        hs = cols.text("hs_code")
+        value, mass = cols.number("declared_value"), cols.number("net_mass_kg")
+        return {
+            "hs6": text_column([None if h is None else h[:6] for h in hs]),
+            "value_key": _number_key(value),
+            "mass_key": _number_key(mass),
+        }
 
     def numeric_defs(self) -> list[FeatureDef]:
         return [
@@ -118,10 +133,10 @@ class CargoFeatures(FeatureBuilder):
     def category_label(self, name: str) -> str:
         return _LABELS[name]
 
-    def category_values(self, name: str, cols: Columns) -> np.ndarray:
-        values = as_str_array(cols[self.categoricals[name][0]])
+    def category_values(self, name: str, cols: Columns) -> TextColumn:
+        values = text_of(cols, self.categoricals[name][0])
         if name == "hs_chapter":
-            return np.array([None if v is None else v[:2] for v in values], dtype=object)
+            return text_column([None if v is None else v[:2] for v in values])
         return values
 
     @classmethod
@@ -132,7 +147,7 @@ class CargoFeatures(FeatureBuilder):
         frame = pd.DataFrame(
             {
                 "hs6": cols["hs6"],
-                "origin": as_str_array(cols["country_of_origin"]),
+                "origin": text_of(cols, "country_of_origin"),
                 "unit": _unit_value(cols),
             }
         ).dropna()
@@ -144,7 +159,7 @@ class CargoFeatures(FeatureBuilder):
             grouped = frame.groupby(level)["unit"].agg(["median", "size"])
             grouped = grouped[grouped["size"] >= MIN_REFERENCE_COUNT]
             refs[level] = {str(k): float(v) for k, v in grouped["median"].items()}
-        rates = pd.DataFrame({"hs6": cols["hs6"], "rate": as_float_array(cols["tax_rate"])}).dropna()
+        rates = pd.DataFrame({"hs6": cols["hs6"], "rate": number_of(cols, "tax_rate")}).dropna()
         rates["hs4"] = rates["hs6"].str[:4]
         for level in ("hs6", "hs4"):
             grouped = rates.groupby(level)["rate"].agg(["median", "size"])
@@ -173,102 +188,155 @@ class CargoFeatures(FeatureBuilder):
                 return v, "hs4"
         return refs["global"], "global"
 
+    def hs_facts(self, hs6: str | None, origin: str | None) -> tuple[float, float, float]:
+        """What training knew of an HS6 code from an origin: (reference unit value, usual tariff rate,
+        heading as a number)."""
+        return self.reference_unit_value(hs6, origin)[0], self.usual_tax_rate(hs6), _heading(hs6)
+
     def numeric_block(self, cols: Columns) -> np.ndarray:
-        hs6 = cols["hs6"]
-        origin = as_str_array(cols["country_of_origin"])
-        departure = as_str_array(cols["country_of_departure"])
-        reference = np.array([self.reference_unit_value(h, o)[0] for h, o in zip(hs6, origin, strict=True)])
-        mass = as_float_array(cols["net_mass_kg"])
-        value = as_float_array(cols["declared_value"])
-        when = as_datetime_array(cols["declared_at"])
-        days = when.astype("datetime64[D]")
-        weekday = ((days.astype(np.int64) + 3) % 7).astype(np.float64)  # 1970-01-01 was a Thursday
-        hour = ((when - days).astype("timedelta64[h]").astype(np.int64)).astype(np.float64)
-        transship = np.array([o != d for o, d in zip(origin, departure, strict=True)], dtype=np.float64)
-        rate = as_float_array(cols["tax_rate"])
-        usual = np.array([self.usual_tax_rate(h) for h in hs6], dtype=np.float64)
-        heading = np.array([np.nan if h is None or not h[:4].isdigit() else float(h[:4]) for h in hs6])
-        has = [
-            np.array([v is not None for v in as_str_array(cols[f])], dtype=np.float64)
-            for f in ("seller_id", "courier_id")
+        prepared = self.prepare(cols)
+        hs6 = prepared["hs6"]
+        origin = prepared.text("country_of_origin")
+        departure = prepared.text("country_of_departure")
+        # HS codes and origins repeat: each distinct pair is looked up once in a big batch
+        facts = np.array(map_distinct(self.hs_facts, hs6, origin), dtype=np.float64).reshape(-1, 3)
+        reference, usual, heading = facts[:, 0], facts[:, 1], facts[:, 2]
+        mass, value, rate = (prepared.number(f) for f in ("net_mass_kg", "declared_value", "tax_rate"))
+        _, weekday, hour = calendar(as_datetime_array(prepared["declared_at"]))
+        transship = [o != d for o, d in zip(origin, departure, strict=True)]
+        named = [[v is not None for v in prepared.text(f)] for f in ("seller_id", "courier_id")]
+        flags = np.array([transship, *named], dtype=np.float64)
+        columns = [
+            _unit_value(prepared) / reference,
+            rate,
+            rate - usual,
+            heading,
+            np.log1p(mass),
+            np.log1p(value),
+            *flags,
+            weekday,
+            hour,
         ]
-        return np.column_stack(
-            [
-                _unit_value(cols) / reference,
-                rate,
-                rate - usual,
-                heading,
-                np.log1p(mass),
-                np.log1p(value),
-                transship,
-                *has,
-                weekday,
-                hour,
-            ]
-        )
-
-    def reason(self, name: str, row: Mapping[str, Any], value: float, contribution: float) -> str:
-        text = self._describe(name, row, value)
-        return f"{text} ({'raises' if contribution > 0 else 'lowers'} risk)"
-
-    def _describe(self, name: str, row: Mapping[str, Any], value: float) -> str:
-        hs6 = str(row["hs_code"])[:6]
-        origin = row["country_of_origin"]
-        if name == "unit_value_ratio":
-            where = f"HS {hs6} from {origin}"
-            if value < 1:
-                return f"declared unit value {100 * (1 - value):.0f} % below the reference for {where}"
-            return f"declared unit value {value:.1f}× the reference for {where}"
-        if name == "tax_rate":
-            return f"tariff rate {row['tax_rate']:g} % for HS {hs6}"
-        if name == "tax_rate_gap":
-            if np.isnan(value):
-                return f"no usual tariff rate known for HS {hs6}"
-            usual = row["tax_rate"] - value
-            if abs(value) < 1e-9:
-                return f"tariff rate {row['tax_rate']:g} %, the usual rate for HS {hs6}"
-            side = "below" if value < 0 else "above"
-            gap = f"{abs(value):g} points {side} the usual {usual:g} %"
-            return f"tariff rate {row['tax_rate']:g} %, {gap} for HS {hs6}"
-        if name == "hs_heading":
-            return f"HS heading {hs6[:4]}"
-        if name == "transshipment":
-            if value:
-                return f"origin {origin} differs from departure {row['country_of_departure']}"
-            return f"shipped directly from its origin {origin}"
-        if name in ("has_seller", "has_courier"):
-            who = name.removeprefix("has_")
-            return f"{who} {row[f'{who}_id']}" if value else f"no {who} named"
-        if name in ("log_net_mass", "log_declared_value"):
-            field = "net_mass_kg" if name == "log_net_mass" else "declared_value"
-            return f"{field.replace('_', ' ')} {row[field]:,.2f}"
-        if name == "weekday":
-            return f"declared on a {WEEKDAYS[int(value)]}"
-        if name == "hour":
-            return f"declared at {int(value):02d}:00 UTC"
-        if name in self.categoricals:
-            raw = self.category_values(name, self.derived_columns(row))[0]
-            known = raw in self.vocabularies[name]._index
-            return f"{_LABELS[name]} {raw}" + ("" if known else " (rare or unseen in training)")
-        return self.describe_history(name, row)
+        return stack_columns(columns, len(hs6))
 
     def entity_label(self, field: str) -> str:
         labels = {"hs6": "HS", "value_key": "declared value", "mass_key": "net mass (kg)"}
         return labels.get(field) or super().entity_label(field)
 
+    # -- reasons ------------------------------------------------------------------------------
+    def reason_for(self, name: str) -> Reason:
+        """The reasons read the record's fields as given (its HS code, origin, tariff rate…)."""
+        if name in self.categoricals:
+            return Reason((CATEGORY + name,), self._category_text(name), by_fields=True)
+        if name == "unit_value_ratio":
+            return Reason(("hs_code", "country_of_origin"), _unit_value_text)
+        if name == "tax_rate":
+            return Reason(("tax_rate", "hs_code"), _tax_rate_text)
+        if name == "tax_rate_gap":
+            return Reason(("tax_rate", "hs_code"), _tax_gap_text)
+        if name == "hs_heading":
+            return Reason(("hs_code",), _heading_text)
+        if name == "transshipment":
+            return Reason(("country_of_origin", "country_of_departure"), _transshipment_text)
+        if name in ("has_seller", "has_courier"):
+            who = name.removeprefix("has_")
+            return Reason((f"{who}_id",), _party_text(who))
+        if name in ("log_net_mass", "log_declared_value"):
+            field = "net_mass_kg" if name == "log_net_mass" else "declared_value"
+            return Reason((field,), _amount_text(field.replace("_", " ")))
+        if name == "weekday":
+            return Reason((), _weekday_text)
+        if name == "hour":
+            return Reason((), _hour_text)
+        return self.history_reason(name)
 
-def _number_key(values: Any) -> np.ndarray:
+    def _category_text(self, name: str) -> Callable[[Any], str]:
+        label, known = _LABELS[name], set(self.vocabularies[name].categories)
+
+        def text(raw: Any) -> str:
+            return f"{label} {raw}" + ("" if raw in known else " (rare or unseen in training)")
+
+        return text
+
+
+def _hs6(hs_code: Any) -> str:
+    return str(hs_code)[:6]
+
+
+def _unit_value_text(value: float, hs_code: Any, origin: Any) -> str:
+    where = f"HS {_hs6(hs_code)} from {origin}"
+    if value < 1:
+        return f"declared unit value {100 * (1 - value):.0f} % below the reference for {where}"
+    return f"declared unit value {value:.1f}× the reference for {where}"
+
+
+def _tax_rate_text(value: float, rate: Any, hs_code: Any) -> str:
+    return f"tariff rate {rate:g} % for HS {_hs6(hs_code)}"
+
+
+def _tax_gap_text(value: float, rate: Any, hs_code: Any) -> str:
+    hs6 = _hs6(hs_code)
+    if value != value:
+        return f"no usual tariff rate known for HS {hs6}"
+    usual = rate - value
+    if abs(value) < 1e-9:
+        return f"tariff rate {rate:g} %, the usual rate for HS {hs6}"
+    side = "below" if value < 0 else "above"
+    gap = f"{abs(value):g} points {side} the usual {usual:g} %"
+    return f"tariff rate {rate:g} %, {gap} for HS {hs6}"
+
+
+def _heading_text(value: float, hs_code: Any) -> str:
+    return f"HS heading {_hs6(hs_code)[:4]}"
+
+
+def _transshipment_text(value: float, origin: Any, departure: Any) -> str:
+    if value:
+        return f"origin {origin} differs from departure {departure}"
+    return f"shipped directly from its origin {origin}"
+
+
+def _party_text(who: str) -> Callable[[float, Any], str]:
+    def text(value: float, party: Any) -> str:
+        return f"{who} {party}" if value else f"no {who} named"
+
+    return text
+
+
+def _amount_text(label: str) -> Callable[[float, Any], str]:
+    def text(value: float, amount: Any) -> str:
+        return f"{label} {amount:,.2f}"
+
+    return text
+
+
+def _weekday_text(value: float) -> str:
+    return f"declared on a {WEEKDAYS[int(value)]}"
+
+
+def _hour_text(value: float) -> str:
+    return f"declared at {int(value):02d}:00 UTC"
+
+
+def _heading(hs6: str | None) -> float:
+    """The HS heading (first four digits) as a number; NaN when missing or not digits."""
+    return np.nan if hs6 is None or not hs6[:4].isdigit() else float(hs6[:4])
+
+
+def _number_key(values: np.ndarray) -> TextColumn:
     """A number as an exact, canonical text key ('950', '120.5'): the same for a float64 column in
     training and a Python float on the request path; missing → None."""
-    arr = as_float_array(values)
-    out = np.empty(len(arr), dtype=object)
-    for i, v in enumerate(arr.tolist()):
-        out[i] = None if v != v else f"{v:.12g}"
-    return out
+    return text_column([None if v != v else f"{v:.12g}" for v in values.tolist()])
 
 
 def _unit_value(cols: Columns) -> np.ndarray:
-    mass = as_float_array(cols["net_mass_kg"])
-    value = as_float_array(cols["declared_value"])
+    """Declared value per kg; NaN unless the mass is positive."""
+    mass = number_of(cols, "net_mass_kg")
+    value = number_of(cols, "declared_value")
+    if len(mass) < SMALL:  # the same IEEE division, without NumPy's per-call cost
+        return np.array(
+            [v / m if m > 0 else np.nan for v, m in zip(value.tolist(), mass.tolist(), strict=True)],
+            dtype=np.float64,
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(mass > 0, value / mass, np.nan)

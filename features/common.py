@@ -4,6 +4,12 @@ Every function here takes *columns* (a mapping of field name to a sequence of va
 DataFrame. Training passes whole columns of a history file; the service passes columns of length one
 built straight from a validated record. One code path serves both, and no 1-row DataFrame (≈ 7 ms)
 is ever built on the request path.
+
+Below :data:`SMALL` rows (a request, a batch of a few records) the helpers take plain Python loops:
+building NumPy or pandas machinery costs microseconds per call, more than the work itself. The
+small and the large branch of a helper compute the same values with the same floating-point
+operations (IEEE arithmetic, or the same NumPy function), so a row's features never depend on how
+many rows came with it.
 """
 
 from __future__ import annotations
@@ -11,14 +17,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 Columns = Mapping[str, Any]  # field -> 1-D array-like of equal length
+#: Values of a text field, str or None: a list below :data:`SMALL` rows, an object array from there on
+#: (both iterate and index alike; a list is several times cheaper to build for a request's one row).
+TextColumn = list[str | None] | np.ndarray
 
 #: Code of the category that stands for "rare in training or never seen": LightGBM learns a split
 #: for it from the rare training categories, so an unseen value at serving time is scored as such,
@@ -26,6 +39,20 @@ Columns = Mapping[str, Any]  # field -> 1-D array-like of equal length
 OTHER = "__other__"
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+#: Below this many rows plain Python loops beat vectorised NumPy/pandas (whose per-call cost is
+#: microseconds): the request path and small batches take the loops.
+SMALL = 256
+
+_NAN3 = (math.nan, math.nan, math.nan)
+_ZERO3 = (0, 0, 0)
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_DAY = date(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+_US_PER_DAY = 86_400_000_000
+_US_PER_HOUR = 3_600_000_000
+#: NaT's integer value: a small branch meeting it leaves the instants to NumPy's NaT arithmetic.
+NAT = np.iinfo(np.int64).min
 
 
 def is_missing(value: object) -> bool:
@@ -35,31 +62,120 @@ def is_missing(value: object) -> bool:
 def as_str_array(values: Any) -> np.ndarray:
     """Object array of str or None, whatever came in (pandas str/object columns, lists, NumPy).
 
-    Whole columns take a vectorised path; a request's columns of length one take the plain loop.
+    Whole columns take a vectorised path; a request's columns take the plain loop, in which a value
+    that already is a ``str`` skips the missing-value test.
     """
     if isinstance(values, pd.Series):
         if not pd.api.types.is_string_dtype(values.dtype):
             values = values.astype("str")  # pandas 3: missing values stay missing
         return values.to_numpy(dtype=object, na_value=None)
-    arr = np.asarray(values, dtype=object)
-    out = np.empty(arr.shape[0], dtype=object)
-    for i, v in enumerate(arr):
-        out[i] = None if is_missing(v) else str(v)
+    if isinstance(values, np.ndarray):
+        items = list(values) if values.dtype == object else values.tolist()
+    elif isinstance(values, list):
+        items = values
+    else:
+        items = list(np.asarray(values, dtype=object))
+    out = np.empty(len(items), dtype=object)
+    out[:] = [v if type(v) is str else None if is_missing(v) else str(v) for v in items]
     return out
 
 
+def text_column(items: list[str | None]) -> TextColumn:
+    """A list of str / None as a :data:`TextColumn`: kept as it is below :data:`SMALL` rows."""
+    if len(items) < SMALL:
+        return items
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def as_text_column(values: Any) -> TextColumn:
+    """:func:`as_str_array` as a :data:`TextColumn` (a request's short list is never made an array)."""
+    if isinstance(values, list) and len(values) < SMALL:
+        return [v if type(v) is str else None if is_missing(v) else str(v) for v in values]
+    out = as_str_array(values)
+    return out.tolist() if len(out) < SMALL else out
+
+
 def as_float_array(values: Any) -> np.ndarray:
+    """float64 array; a missing value (None, NA, NaN) is NaN."""
     if isinstance(values, pd.Series):
         return values.astype("float64").to_numpy(na_value=np.nan)
-    arr = np.asarray(values, dtype=object)
-    return np.array([np.nan if is_missing(v) else float(v) for v in arr], dtype=np.float64)
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        out = values.astype(np.float64)  # a copy; every NaN made the canonical one, as below
+        out[np.isnan(out)] = np.nan
+        return out
+    items = values if isinstance(values, list) else list(np.asarray(values, dtype=object))
+    return np.array(
+        [v if type(v) is float and v == v else np.nan if is_missing(v) else float(v) for v in items],
+        dtype=np.float64,
+    )
 
 
 def as_datetime_array(values: Any) -> np.ndarray:
-    """datetime64[us] array; inputs are naive UTC (the schemas normalise aware instants)."""
+    """datetime64[us] array; inputs are naive UTC (the schemas normalise aware instants).
+
+    A request's naive ``datetime`` / ``date`` values are converted with integer arithmetic (exact, as
+    NumPy's conversion is); anything else goes through NumPy.
+    """
     if isinstance(values, pd.Series):
         return values.to_numpy(dtype="datetime64[us]")
+    if isinstance(values, list) and len(values) < SMALL:
+        micros = [_micros(v) for v in values]
+        if None not in micros:
+            return np.array(micros, dtype=np.int64).view("datetime64[us]")
     return np.asarray(values, dtype="datetime64[us]")
+
+
+def _micros(value: object) -> int | None:
+    """Microseconds since 1970-01-01 of a naive datetime or a date; None for anything else."""
+    kind = type(value)
+    if kind is datetime and value.tzinfo is None:  # type: ignore[attr-defined]
+        return (value - _EPOCH) // _MICROSECOND  # type: ignore[operator,no-any-return]
+    if kind is date:
+        return (value - _EPOCH_DAY).days * _US_PER_DAY  # type: ignore[operator,no-any-return]
+    return None
+
+
+def day_number(when: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 (floored, as NumPy's ``datetime64[D]``), int64; NaT stays NaT's value."""
+    if len(when) < SMALL:
+        micros = when.astype(np.int64).tolist()
+        if NAT not in micros:
+            return np.array([m // _US_PER_DAY for m in micros], dtype=np.int64)
+    return when.astype("datetime64[D]").astype(np.int64)
+
+
+def calendar(when: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(day number since 1970-01-01 as int64, weekday as float with Monday = 0, hour as float) of
+    datetime64[us] instants.
+
+    Days are floored (an instant before 1970 belongs to its calendar day), as NumPy's conversion to
+    ``datetime64[D]`` floors; 1970-01-01 was a Thursday. A few instants without NaT take Python
+    integers, the same integer arithmetic.
+    """
+    if len(when) < SMALL:
+        micros = when.astype(np.int64).tolist()
+        if NAT not in micros:
+            days = [m // _US_PER_DAY for m in micros]
+            weekday = np.array([(d + 3) % 7 for d in days], dtype=np.float64)
+            hour = np.array(
+                [(m - d * _US_PER_DAY) // _US_PER_HOUR for m, d in zip(micros, days, strict=True)],
+                dtype=np.float64,
+            )
+            return np.array(days, dtype=np.int64), weekday, hour
+    days64 = when.astype("datetime64[D]")
+    day = days64.astype(np.int64)
+    weekday = ((day + 3) % 7).astype(np.float64)
+    hour = (when - days64).astype("timedelta64[h]").astype(np.int64).astype(np.float64)
+    return day, weekday, hour
+
+
+def stack_columns(columns: Sequence[Any], n_rows: int) -> np.ndarray:
+    """(n_rows, len(columns)) float64 matrix of 1-D columns: one array built, not one per column."""
+    if not columns:
+        return np.empty((n_rows, 0))
+    return np.array(columns, dtype=np.float64).T
 
 
 @dataclass(frozen=True)
@@ -76,6 +192,90 @@ class FeatureDef:
     sources: tuple[str, ...]
 
 
+class PreparedColumns(dict):  # type: ignore[type-arg]
+    """Columns (with their derived fields) whose text and number forms are converted once.
+
+    A transform reads the same field many times (an HS code feeds features, categories and seven
+    entity keys); converting it each time was most of the cost of a whole-file transform. The cached
+    arrays are shared: callers must not modify them.
+    """
+
+    def __init__(self, cols: Columns) -> None:
+        super().__init__(cols)
+        self.derived: tuple[str, ...] = ()  # the names of the derived fields among the columns
+        self._text: dict[str, TextColumn] = {}
+        self._number: dict[str, np.ndarray] = {}
+        self._arrow: dict[str, pa.Array] = {}
+
+    def arrow(self, name: str) -> pa.Array:
+        """The text form of a field as an Arrow array (see :func:`as_arrow_text`), converted once."""
+        if (out := self._arrow.get(name)) is None:
+            values = self[name]
+            # an Arrow-backed column as it is; anything else from its text form (already converted)
+            out = as_arrow_text(values) if _is_arrow_text(values) else _arrow_of_text(self.text(name))
+            self._arrow[name] = out
+        return out
+
+    @property
+    def n_rows(self) -> int:
+        return len(next(iter(self.values()))) if self else 0
+
+    def text(self, name: str) -> TextColumn:
+        if (out := self._text.get(name)) is None:
+            values = self[name]
+            if type(values) is list and len(values) < SMALL:  # a request's: as_text_column, inlined
+                out = [v if type(v) is str else None if is_missing(v) else str(v) for v in values]
+            else:
+                out = as_text_column(values)
+            self._text[name] = out
+        return out
+
+    def number(self, name: str) -> np.ndarray:
+        if (out := self._number.get(name)) is None:
+            out = self._number[name] = as_float_array(self[name])
+        return out
+
+
+def text_of(cols: Columns, name: str) -> TextColumn:
+    """``as_text_column(cols[name])``, converted once per prepared batch."""
+    if isinstance(cols, PreparedColumns):
+        return cols.text(name)
+    return as_text_column(cols[name])
+
+
+def number_of(cols: Columns, name: str) -> np.ndarray:
+    """``as_float_array(cols[name])``, converted once per prepared batch."""
+    if isinstance(cols, PreparedColumns):
+        return cols.number(name)
+    return as_float_array(cols[name])
+
+
+def map_distinct(fn: Callable[..., Any], *columns: TextColumn) -> list[Any]:
+    """``[fn(*values) for values in zip(*columns)]``, calling ``fn`` once per distinct combination.
+
+    For columns of str / None (or other hashable values) of a big batch, which repeat few values: an
+    HS code and origin map to one reference unit value however many declarations carry them.
+    """
+    n = len(columns[0]) if columns else 0
+    if n < SMALL or len(columns) > 3:  # (the combined codes of more columns could overflow)
+        return [fn(*values) for values in zip(*columns, strict=True)]
+    combined = np.zeros(n, dtype=np.int64)
+    uniques = []
+    for col in columns:
+        codes, distinct = pd.factorize(np.asarray(col, dtype=object), use_na_sentinel=True)
+        uniques.append([*distinct.tolist(), None])  # code -1 (a missing value) picks the last: None
+        combined = combined * (len(distinct) + 1) + (codes + 1)
+    keys, inverse = np.unique(combined, return_inverse=True)
+    results = []
+    for key in keys.tolist():
+        parts = []
+        for distinct in reversed(uniques):
+            key, code = divmod(key, len(distinct))
+            parts.append(distinct[code - 1])
+        results.append(fn(*reversed(parts)))
+    return [results[i] for i in inverse.tolist()]
+
+
 @dataclass
 class Vocabulary:
     """A fixed, versioned category list. Codes are positions; ``OTHER`` is the last code."""
@@ -83,7 +283,7 @@ class Vocabulary:
     categories: list[str]
 
     @classmethod
-    def fit(cls, values: np.ndarray, min_count: int) -> Vocabulary:
+    def fit(cls, values: TextColumn, min_count: int) -> Vocabulary:
         counts = pd.Series([v for v in values if v is not None], dtype=object).value_counts()
         kept = sorted(str(k) for k, n in counts.items() if n >= min_count)
         return cls(categories=[*kept, OTHER])
@@ -92,10 +292,35 @@ class Vocabulary:
         self._index = {c: i for i, c in enumerate(self.categories)}
         self.other_code = self._index[OTHER]
 
-    def encode(self, values: np.ndarray) -> np.ndarray:
-        """Codes as float (LightGBM's input type); None → NaN (missing); unseen → OTHER."""
-        index, other = self._index, self.other_code
-        return np.array([np.nan if v is None else index.get(v, other) for v in values], dtype=np.float64)
+    @cached_property
+    def _arrow(self) -> pa.Array:
+        return pa.array(self.categories, type=pa.large_string())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._index
+
+    def codes(self, values: TextColumn) -> list[float]:
+        """The codes of a few values (see :meth:`encode`), as a list."""
+        index, other, nan = self._index, self.other_code, math.nan
+        return [nan if v is None else index.get(v, other) for v in values]
+
+    def encode(self, values: TextColumn) -> np.ndarray:
+        """Codes as float (LightGBM's input type); None → NaN (missing); unseen → OTHER.
+
+        ``values`` are str or None (as :func:`as_str_array` gives them); a big batch is looked up in
+        one hash-table pass instead of value by value.
+        """
+        if len(values) < SMALL:
+            return np.array(self.codes(values), dtype=np.float64)
+        try:
+            text = _strict_arrow_text(values)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all str / None: value by value
+            return np.array(self.codes(values), dtype=np.float64)
+        codes = (
+            pc.index_in(text, value_set=self._arrow).fill_null(self.other_code).to_numpy().astype(np.float64)
+        )
+        codes[text.is_null().to_numpy(zero_copy_only=False)] = np.nan
+        return codes
 
     def decode(self, code: float) -> str | None:
         if math.isnan(code):
@@ -103,20 +328,76 @@ class Vocabulary:
         return self.categories[int(code)]
 
 
-def entity_key(cols: Columns, fields: Sequence[str]) -> np.ndarray:
+def as_arrow_text(values: Any) -> pa.Array:
+    """A text column (see :func:`as_str_array`) as an Arrow large_string array, None → null.
+
+    A pandas column already stored as Arrow strings is taken as it is (no copy).
+    """
+    if _is_arrow_text(values):
+        out = pa.array(values).cast(pa.large_string())
+        return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+    return _arrow_of_text(as_str_array(values))
+
+
+def _arrow_of_text(text: TextColumn) -> pa.Array:
+    """Arrow large_string array of a text column's values (None → null).
+
+    A value that is not a str (an object column of numbers passes through :func:`as_str_array` as it
+    is) is written as its ``str()``, as a pandas ``str`` column would store it.
+    """
+    try:
+        return _strict_arrow_text(text)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([None if v is None else str(v) for v in text], type=pa.large_string())
+
+
+def _strict_arrow_text(text: TextColumn) -> pa.Array:
+    """Arrow large_string array of values that are str / None (anything else raises)."""
+    return pa.array(np.asarray(text, dtype=object), type=pa.large_string())
+
+
+def _is_arrow_text(values: Any) -> bool:
+    """A pandas column of strings stored by Arrow (pandas' ``str`` dtype)."""
+    dtype = getattr(values, "dtype", None)
+    return isinstance(values, pd.Series) and isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"
+
+
+def join_key(parts: Sequence[str | None]) -> str | None:
+    """The key of one entity from its parts (str / None): None when any part is missing."""
+    return None if None in parts else "|".join(parts)  # type: ignore[arg-type]
+
+
+def entity_key(cols: Columns, fields: Sequence[str]) -> TextColumn:
     """Key of an entity (one field) or of a pair of fields, None when any part is missing."""
-    parts = [as_str_array(cols[f]) for f in fields]
+    parts = [text_of(cols, f) for f in fields]
     if len(parts) == 1:
         return parts[0]
-    if len(parts[0]) < 256:  # a request's few rows: plain Python beats building pandas Series
-        out = np.empty(len(parts[0]), dtype=object)
-        for i, items in enumerate(zip(*parts, strict=True)):
-            out[i] = None if any(p is None for p in items) else "|".join(items)
-        return out
-    joined = pd.Series(parts[0], dtype="str")
-    for part in parts[1:]:
-        joined = joined + "|" + pd.Series(part, dtype="str")  # a missing part makes the key missing
-    return joined.to_numpy(dtype=object, na_value=None)
+    if len(parts[0]) < SMALL:  # a request's few rows: plain Python beats building Arrow arrays
+        return [join_key(items) for items in zip(*parts, strict=True)]
+    return arrow_key(cols, fields).to_numpy(zero_copy_only=False)
+
+
+_SEPARATOR = pa.scalar("|", pa.large_string())
+
+
+def lookup_keys(cols: PreparedColumns, fields: Sequence[str]) -> TextColumn | pa.Array:
+    """An entity's keys for :meth:`EntityHistory.lookup` of a big batch: Arrow where that is exact
+    (a pair's joined key; a field stored as Arrow strings), else the field's text column."""
+    if len(fields) > 1:
+        return arrow_key(cols, fields)
+    name = fields[0]
+    return cols.arrow(name) if _is_arrow_text(cols[name]) else cols.text(name)
+
+
+def arrow_key(cols: Columns, fields: Sequence[str]) -> pa.Array:
+    """:func:`entity_key` of a big batch as an Arrow array (a missing part makes the key null)."""
+    if isinstance(cols, PreparedColumns):
+        parts = [cols.arrow(f) for f in fields]
+    else:
+        parts = [as_arrow_text(cols[f]) for f in fields]
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, _SEPARATOR)
 
 
 @dataclass
@@ -136,9 +417,41 @@ class EntityHistory:
     def name(self) -> str:
         return self.alias or "_".join(f.removesuffix("_id") for f in self.fields)
 
+    def counts_of(self, key: str | None) -> Sequence[float]:
+        """(seen, inspected, hits) of one key: zeros for a new entity, NaNs for a missing key."""
+        return _NAN3 if key is None else self.totals.get(key, _ZERO3)
+
+    @cached_property
+    def _table(self) -> tuple[pa.Array, np.ndarray]:
+        """The totals' keys (Arrow) and a (keys + 1, 3) matrix whose last row is the new entity's."""
+        counts = np.zeros((len(self.totals) + 1, 3), dtype=np.float64)
+        if self.totals:
+            counts[:-1] = np.array(list(self.totals.values()), dtype=np.float64)
+        return pa.array(list(self.totals), type=pa.large_string()), counts
+
+    def lookup(self, keys: TextColumn | pa.Array) -> np.ndarray:
+        """(n, 3) counts of ``keys`` (str or None) as of the cut-off; see :meth:`counts_of`.
+
+        A big batch is looked up in one hash-table pass (Arrow's ``index_in``; strings compare as
+        Python's do).
+        """
+        if len(keys) < SMALL and not isinstance(keys, pa.Array):
+            counts_of = self.counts_of
+            return np.array([counts_of(k) for k in keys], dtype=np.float64).reshape(-1, 3)
+        known, counts = self._table
+        if not isinstance(keys, pa.Array):
+            try:
+                keys = _strict_arrow_text(keys)
+            except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all str / None: key by key, as a dict
+                return np.array([self.counts_of(k) for k in keys], dtype=np.float64).reshape(-1, 3)
+        positions = pc.index_in(keys, value_set=known).fill_null(len(counts) - 1).to_numpy()
+        out = counts[positions]
+        out[keys.is_null().to_numpy(zero_copy_only=False)] = np.nan
+        return out
+
 
 def history_as_of(
-    keys: np.ndarray,
+    keys: TextColumn,
     day: np.ndarray,
     inspected: np.ndarray,
     hit: np.ndarray,
@@ -179,17 +492,22 @@ def history_as_of(
     return out, totals
 
 
-def lookup_totals(history: EntityHistory, keys: np.ndarray) -> np.ndarray:
-    """(seen, inspected, hits) as of the cut-off; a new entity has zeros, a missing key NaNs."""
-    zero = (0, 0, 0)
-    nan = (np.nan, np.nan, np.nan)
-    get = history.totals.get
-    return np.array([nan if k is None else get(k, zero) for k in keys], dtype=np.float64).reshape(-1, 3)
+def history_features(counts: np.ndarray, prior: float, strength: float) -> np.ndarray:
+    """(seen, inspected, smoothed hit rate) per entity from its (seen, inspected, hits) counts.
 
-
-def smoothed_rate(counts: np.ndarray, prior: float, strength: float) -> np.ndarray:
-    """Hit rate shrunk toward the overall rate: (hits + m·p) / (inspections + m)."""
-    return (counts[:, 2] + strength * prior) / (counts[:, 1] + strength)
+    ``counts`` is (n, 3·entities). The rate is shrunk toward the overall rate ``prior``:
+    (hits + m·p) / (inspections + m) with m = ``strength``; all entities' rates are computed at once.
+    """
+    shift = strength * prior
+    if len(counts) < SMALL and strength > 0:  # the same IEEE arithmetic on Python floats
+        flat = counts.tolist()
+        for row in flat:
+            for k in range(2, len(row), 3):
+                row[k] = (row[k] + shift) / (row[k - 1] + strength)
+        return np.array(flat, dtype=np.float64).reshape(counts.shape)
+    out = np.array(counts, dtype=np.float64)
+    out[:, 2::3] = (counts[:, 2::3] + shift) / (counts[:, 1::3] + strength)
+    return out
 
 
 def digest(obj: Any) -> str:

@@ -6,20 +6,27 @@ group metrics but no feature here is derived from them (``FeatureDef.sources`` p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
-from features.builder import FeatureBuilder
+from features.builder import FeatureBuilder, Reason
 from features.common import (
+    NAT,
+    SMALL,
     WEEKDAYS,
     Columns,
     FeatureDef,
+    PreparedColumns,
+    TextColumn,
     as_datetime_array,
-    as_float_array,
-    as_str_array,
+    calendar,
+    day_number,
     is_missing,
+    stack_columns,
+    text_column,
+    text_of,
 )
 
 _LABELS = {
@@ -56,12 +63,12 @@ class PassengerFeatures(FeatureBuilder):
     }
 
     @classmethod
-    def with_derived(cls, cols: Columns) -> dict[str, Any]:
-        out = dict(cols)
+    def derived_fields(cls, cols: PreparedColumns) -> dict[str, Any]:
         routes = [_route_list(r) for r in cols["route"]]
-        out["transit_airport"] = np.array([r[1] if len(r) > 2 else None for r in routes], dtype=object)
-        out["n_transits"] = np.array([max(len(r) - 2, 0) for r in routes], dtype=np.float64)
-        return out
+        return {
+            "transit_airport": text_column([r[1] if len(r) > 2 else None for r in routes]),
+            "n_transits": np.array([max(len(r) - 2, 0) for r in routes], dtype=np.float64),
+        }
 
     def numeric_defs(self) -> list[FeatureDef]:
         return [
@@ -96,82 +103,120 @@ class PassengerFeatures(FeatureBuilder):
     def category_label(self, name: str) -> str:
         return _LABELS[name]
 
-    def category_values(self, name: str, cols: Columns) -> np.ndarray:
+    def category_values(self, name: str, cols: Columns) -> TextColumn:
         if name == "transit_airport":
-            return cols["transit_airport"] if "transit_airport" in cols else self.with_derived(cols)[name]
-        return as_str_array(cols[name])
+            return self.prepare(cols)["transit_airport"]
+        return text_of(cols, name)
 
     def numeric_block(self, cols: Columns) -> np.ndarray:
-        departure = as_datetime_array(cols["departure_at"])
-        booking = as_datetime_array(cols["booking_at"])
-        lead = (departure - booking).astype("timedelta64[s]").astype(np.float64) / 3600.0
-        expiry = as_datetime_array(cols["document_expiry"]).astype("datetime64[D]")
-        days_left = (expiry - departure.astype("datetime64[D]")).astype(np.float64)
-        bags = as_float_array(cols["checked_bags"])
-        weight = as_float_array(cols["bag_weight_kg"])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per_bag = np.where(bags > 0, weight / bags, np.nan)
-        days = departure.astype("datetime64[D]")
-        hour = (departure - days).astype("timedelta64[h]").astype(np.float64)
-        weekday = ((days.astype(np.int64) + 3) % 7).astype(np.float64)
-        agency = np.array([v is not None for v in as_str_array(cols["travel_agency_id"])], dtype=np.float64)
-        return np.column_stack(
-            [
-                lead,
-                cols["n_transits"],
-                as_float_array(cols["party_size"]),
-                bags,
-                weight,
-                per_bag,
-                days_left,
-                as_float_array(cols["trips_last_12m"]),
-                agency,
-                hour,
-                weekday,
-            ]
+        prepared = self.prepare(cols)
+        departure = as_datetime_array(prepared["departure_at"])
+        booking = as_datetime_array(prepared["booking_at"])
+        expiry = as_datetime_array(prepared["document_expiry"])
+        day, weekday, hour = calendar(departure)
+        expiry_day = day_number(expiry)
+        bags, weight, party, trips = (
+            prepared.number(f) for f in ("checked_bags", "bag_weight_kg", "party_size", "trips_last_12m")
         )
+        agency = [v is not None for v in prepared.text("travel_agency_id")]
+        columns = [
+            _hours_between(departure, booking),
+            prepared["n_transits"],
+            party,
+            bags,
+            weight,
+            _per_bag(weight, bags),
+            (expiry_day.view("datetime64[D]") - day.view("datetime64[D]")).astype(np.float64),
+            trips,
+            np.array(agency, dtype=np.float64),
+            hour,
+            weekday,
+        ]
+        return stack_columns(columns, len(day))
 
-    def reason(self, name: str, row: Mapping[str, Any], value: float, contribution: float) -> str:
-        text = self._describe(name, row, value)
-        return f"{text} ({'raises' if contribution > 0 else 'lowers'} risk)"
-
-    def _describe(self, name: str, row: Mapping[str, Any], value: float) -> str:
-        if name == "booking_lead_hours":
-            if value < 72:
-                return f"booked {value:.0f} h before departure"
-            return f"booked {value / 24:.0f} days before departure"
-        if name == "n_transits":
-            return f"route {'–'.join(_route_list(row['route']))}" if value else "direct flight"
-        if name == "party_size":
-            return "travelling alone" if value == 1 else f"party of {int(value)}"
-        if name == "checked_bags":
-            return f"{int(value)} checked bag{'s' if value != 1 else ''}"
-        if name == "bag_weight_kg":
-            return f"bags weigh {value:.0f} kg in total"
-        if name == "bag_weight_per_bag":
-            return "no checked bags" if np.isnan(value) else f"checked bags average {value:.0f} kg each"
-        if name == "document_days_left":
-            return f"travel document expires {value:.0f} days after departure"
-        if name == "trips_last_12m":
-            return f"{int(value)} trips in the last 12 months"
-        if name == "has_agency":
-            return f"booked through agency {row['travel_agency_id']}" if value else "booked without an agency"
-        if name == "departure_hour":
-            return f"departure at {int(value):02d}:00 UTC"
-        if name == "departure_weekday":
-            return f"departure on a {WEEKDAYS[int(value)]}"
+    # -- reasons ------------------------------------------------------------------------------
+    def reason_for(self, name: str) -> Reason:
+        """The reasons read the feature value, and the record's route and agency as given."""
         if name == "transit_airport":
-            stops = _route_list(row["route"])
-            return f"via {stops[1]}" if len(stops) > 2 else "no transit"
+            return Reason(("transit_airport",), _transit_text, by_fields=True)
         if name in self.categoricals:
-            raw = row[name]
-            known = raw in self.vocabularies[name]._index
-            text = (
-                {"one_way": "one-way ticket", "return": "return ticket"}.get(raw)
-                if name == "ticket_type"
-                else None
-            )
+            return Reason((name,), self._category_text(name), by_fields=True)
+        if name == "n_transits":
+            return Reason(("route",), _transits_text)
+        if name == "has_agency":
+            return Reason(("travel_agency_id",), _agency_text)
+        if (text := _NUMERIC_TEXTS.get(name)) is not None:
+            return Reason((), text)
+        return self.history_reason(name)
+
+    def _category_text(self, name: str) -> Callable[[Any], str]:
+        label, known = _LABELS[name], set(self.vocabularies[name].categories)
+
+        def text(raw: Any) -> str:
+            words = _TICKET_TYPES.get(raw) if name == "ticket_type" else None
             if name == "payment_method":
-                text = f"paid by {raw}"
-            return (text or f"{_LABELS[name]} {raw}") + ("" if known else " (rare or unseen in training)")
-        return self.describe_history(name, row)
+                words = f"paid by {raw}"
+            return (words or f"{label} {raw}") + ("" if raw in known else " (rare or unseen in training)")
+
+        return text
+
+
+_TICKET_TYPES = {"one_way": "one-way ticket", "return": "return ticket"}
+
+
+def _hours_between(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """Hours from ``earlier`` to ``later`` (whole seconds, floored), as float."""
+    if len(later) < SMALL:  # the same floored seconds and IEEE division, in Python integers
+        ends, starts = later.astype(np.int64).tolist(), earlier.astype(np.int64).tolist()
+        if NAT not in ends and NAT not in starts:
+            return np.array(
+                [float((e - s) // 1_000_000) / 3600.0 for e, s in zip(ends, starts, strict=True)],
+                dtype=np.float64,
+            )
+    return (later - earlier).astype("timedelta64[s]").astype(np.float64) / 3600.0
+
+
+def _per_bag(weight: np.ndarray, bags: np.ndarray) -> np.ndarray:
+    """Weight per checked bag; NaN without bags."""
+    if len(bags) < SMALL:  # the same IEEE division, without NumPy's per-call cost
+        return np.array(
+            [w / b if b > 0 else np.nan for w, b in zip(weight.tolist(), bags.tolist(), strict=True)],
+            dtype=np.float64,
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(bags > 0, weight / bags, np.nan)
+
+
+def _transit_text(transit: Any) -> str:
+    return f"via {transit}" if transit is not None else "no transit"
+
+
+def _transits_text(value: float, route: Any) -> str:
+    return f"route {'–'.join(_route_list(route))}" if value else "direct flight"
+
+
+def _agency_text(value: float, agency: Any) -> str:
+    return f"booked through agency {agency}" if value else "booked without an agency"
+
+
+def _lead_text(value: float) -> str:
+    if value < 72:
+        return f"booked {value:.0f} h before departure"
+    return f"booked {value / 24:.0f} days before departure"
+
+
+def _per_bag_text(value: float) -> str:
+    return "no checked bags" if value != value else f"checked bags average {value:.0f} kg each"
+
+
+_NUMERIC_TEXTS: dict[str, Callable[[float], str]] = {
+    "booking_lead_hours": _lead_text,
+    "party_size": lambda value: "travelling alone" if value == 1 else f"party of {int(value)}",
+    "checked_bags": lambda value: f"{int(value)} checked bag{'s' if value != 1 else ''}",
+    "bag_weight_kg": lambda value: f"bags weigh {value:.0f} kg in total",
+    "bag_weight_per_bag": _per_bag_text,
+    "document_days_left": lambda value: f"travel document expires {value:.0f} days after departure",
+    "trips_last_12m": lambda value: f"{int(value)} trips in the last 12 months",
+    "departure_hour": lambda value: f"departure at {int(value):02d}:00 UTC",
+    "departure_weekday": lambda value: f"departure on a {WEEKDAYS[int(value)]}",
+}

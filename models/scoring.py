@@ -1,8 +1,15 @@
 """Scoring with a loaded bundle: features → margin → calibrated score → channel → explanation.
 
 The service (one record at a time) and batch scoring of files (many at a time) both go through
-:meth:`Scorer.score_columns`; only the size of the columns differs. That is what makes a record
-score the same through the API and through ``borderrisk score``.
+:meth:`Scorer.score_columns` (a file takes its two halves apart, the builder's ``transform`` and
+:meth:`Scorer.scored`, to compute one chunk's contributions while it reads the next); only the size of
+the columns differs. That is what makes a record score the same through the API and through
+``borderrisk score``.
+
+Explanations are worded the same way for one record (:meth:`Scorer.explanation`), a batch
+(:meth:`Scorer.explanations`) and a file's top reasons (:meth:`Scorer.top_reason_columns`): the same
+:class:`features.builder.Reason` texts on the same field values, read from a record or gathered
+column by column.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from features.builder import columns_of_record
+from features.builder import DIRECTION, columns_of_record
 from models.bundle import ModelBundle
 from models.explain import ContributionBackend, default_backend
 
@@ -92,11 +99,14 @@ class Scorer:
 
     def score_columns(self, cols: Mapping[str, Any], explain: bool = True) -> ScoredColumns:
         X = self.builder.transform(cols)
-        if explain:
-            contrib = self.backend(X)
+        return self.scored(X, self.backend(X) if explain else None)
+
+    def scored(self, X: np.ndarray, contrib: np.ndarray | None) -> ScoredColumns:
+        """Margins, calibrated scores and channels of a model matrix, from its contributions (which
+        add up to the margin) or, without them, from the booster."""
+        if contrib is not None:
             margin = contrib.sum(axis=1)
         else:
-            contrib = None
             margin = self.bundle.booster.predict(X, raw_score=True, num_threads=1 if len(X) < 64 else 0)
         score = self.bundle.calibrator.apply(margin)
         return ScoredColumns(
@@ -119,29 +129,127 @@ class Scorer:
         order = np.argsort(-np.abs(contrib[:-1]), kind="stable")
         if top is not None:
             order = order[:top]
-        names = self.builder.feature_names
-        ctx = self.builder.context(row)  # derived fields once, not once per reason
-        items = []
-        for i in order:
-            c = float(contrib[i])
-            items.append(
-                {
-                    "feature": names[i],
-                    "label": self.labels[i],
-                    "value": self.builder.display_value(int(i), ctx, float(x[i])),
-                    "contribution": c,
-                    "reason": self.builder.reason(names[i], ctx, float(x[i]), c),
-                }
-            )
-        return {"base_value": float(contrib[-1]), "unit": "log-odds", "contributions": items}
+        features = order.tolist()
+        c = contrib.tolist()
+        values, texts = self.builder.describe_row(self.builder.context(row), x.tolist(), features)
+        names, labels = self.builder.feature_names, self.labels
+        items = [
+            {
+                "feature": names[j],
+                "label": labels[j],
+                "value": values[j],
+                "contribution": c[j],
+                "reason": texts[j] + DIRECTION[c[j] > 0],
+            }
+            for j in features
+        ]
+        return {"base_value": c[-1], "unit": "log-odds", "contributions": items}
+
+    def explanations(
+        self, scored: ScoredColumns, records: Sequence[Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """``[self.explanation(scored.contributions[i], records[i], x=scored.X[i]) for i …]``, for a
+        batch of records scored together (the batch endpoint).
+
+        The batch is sorted in one call, and each feature is worded for all records at once from
+        columns gathered once (an entity's history text once per entity, a category's once per value).
+        """
+        if not records:
+            return []
+        assert scored.contributions is not None
+        contrib = scored.contributions
+        order = np.argsort(-np.abs(contrib[:, :-1]), axis=1, kind="stable").tolist()
+        builder = self.builder
+        ctx = builder.batch_context(records_to_columns(records))
+        by_feature = scored.X.T.tolist()
+        raises = (contrib[:, :-1] > 0).T.tolist()
+        values = zip(*(builder.display_values(j, xs, ctx) for j, xs in enumerate(by_feature)), strict=True)
+        reasons = zip(
+            *(
+                builder.feature_reasons(j, xs, ups, ctx)
+                for j, (xs, ups) in enumerate(zip(by_feature, raises, strict=True))
+            ),
+            strict=True,
+        )
+        names, labels = builder.feature_names, self.labels
+        out = []
+        for c, features, v, r in zip(contrib.tolist(), order, values, reasons, strict=True):
+            items = [
+                {"feature": names[j], "label": labels[j], "value": v[j], "contribution": c[j], "reason": r[j]}
+                for j in features
+            ]
+            out.append({"base_value": c[-1], "unit": "log-odds", "contributions": items})
+        return out
 
     def top_reasons(
         self, contrib: np.ndarray, row: Mapping[str, Any], x: np.ndarray, k: int = 3
     ) -> list[str]:
-        order = np.argsort(-np.abs(contrib[:-1]), kind="stable")[:k]
-        names = self.builder.feature_names
-        ctx = self.builder.context(row)
-        return [self.builder.reason(names[i], ctx, float(x[i]), float(contrib[i])) for i in order]
+        """The reasons of the ``k`` largest contributions of one record, largest first."""
+        features = np.argsort(-np.abs(contrib[:-1]), kind="stable")[:k].tolist()
+        c = contrib.tolist()
+        _, texts = self.builder.describe_row(self.builder.context(row), x.tolist(), features)
+        return [texts[j] + DIRECTION[c[j] > 0] for j in features]
+
+    def top_reason_columns(
+        self, scored: ScoredColumns, cols: Mapping[str, Any], k: int = 3
+    ) -> list[list[str | None]]:
+        """Column ``r`` holds, for every row, the reason of its ``r``-th largest contribution (None
+        when the model has fewer than ``r + 1`` features): ``top_reasons`` of each row, for a batch.
+
+        ``cols`` are the columns the batch was scored on (prepared columns are reused). The rows are
+        grouped by feature, so each feature is worded for all the rows whose top ``k`` it is in, from
+        columns gathered once.
+        """
+        assert scored.contributions is not None
+        contrib = scored.contributions[:, :-1]
+        n = len(contrib)
+        columns: list[list[str | None]] = [[None] * n for _ in range(k)]
+        top = top_k_order(contrib, k)
+        if not top.size:
+            return columns
+        ctx = self.builder.batch_context(cols)
+        flat = top.ravel()
+        by_feature = np.argsort(flat, kind="stable")
+        bounds = np.searchsorted(flat[by_feature], np.arange(contrib.shape[1] + 1)).tolist()
+        for j in range(contrib.shape[1]):
+            positions = by_feature[bounds[j] : bounds[j + 1]]
+            if not len(positions):
+                continue
+            rows, ranks = np.divmod(positions, top.shape[1])
+            row_list = rows.tolist()
+            values, raises = scored.X[rows, j].tolist(), (contrib[rows, j] > 0).tolist()
+            reasons = self.builder.feature_reasons(j, values, raises, ctx, row_list)
+            for r, rank, reason in zip(row_list, ranks.tolist(), reasons, strict=True):
+                columns[rank][r] = reason
+        return columns
+
+
+def top_k_order(contrib: np.ndarray, k: int) -> np.ndarray:
+    """``np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]``, without sorting every row.
+
+    A row whose ``k`` largest absolute values are unambiguous (nothing else ties the ``k``-th, no
+    NaN) sorts just those ``k``, which are already in index order, so the stable tie-break holds;
+    the other rows take the full stable sort.
+    """
+    size = np.abs(contrib)
+    n, width = size.shape
+    k = min(k, width)
+    if k <= 0:
+        return np.empty((n, 0), dtype=np.intp)
+    if k == width or n < 64:
+        return np.argsort(-size, axis=1, kind="stable")[:, :k]
+    kth = np.partition(size, width - k, axis=1)[:, width - k]
+    candidate = size >= kth[:, None]
+    clear = (candidate.sum(axis=1) == k) & ~np.isnan(size).any(axis=1)
+    out = np.empty((n, k), dtype=np.intp)
+    rows = np.flatnonzero(clear)
+    picked = np.nonzero(candidate[rows])[1].reshape(-1, k)
+    ranked = np.argsort(-size[rows[:, None], picked], axis=1, kind="stable")
+    out[rows] = np.take_along_axis(picked, ranked, axis=1)
+    rest = np.flatnonzero(~clear)
+    if len(rest):
+        out[rest] = np.argsort(-size[rest], axis=1, kind="stable")[:, :k]
+    return out
 
 
 def records_to_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:

@@ -71,9 +71,13 @@ def decide(
     """Score, explain, select and log a batch of records (one record for the single endpoint)."""
     if store is None:
         raise HTTPException(503, "the decision log is not available: no score is returned unlogged")
-    cols = columns_of_record(records[0]) if len(records) == 1 else records_to_columns(records)
-    scored = scorer.score_columns(cols)
+    one = len(records) == 1
+    scored = scorer.score_columns(columns_of_record(records[0]) if one else records_to_columns(records))
     assert scored.contributions is not None
+    if one:
+        explanations = [scorer.explanation(scored.contributions[0], records[0], x=scored.X[0])]
+    else:
+        explanations = scorer.explanations(scored, records)
     now = datetime.now(UTC)
     thresholds = scorer.thresholds.as_dict()
     model = scorer.model_info
@@ -82,7 +86,7 @@ def decide(
     for i, record in enumerate(records):
         channel = scored.channel[i]
         selection = selection_for(channel, random_share)
-        explanation = _finite_values(scorer.explanation(scored.contributions[i], record, x=scored.X[i]))
+        explanation = _finite_values(explanations[i])
         public, personal = split_personal(domain, _jsonable(record))
         decision_id = str(uuid.uuid4())
         score = float(scored.score[i])

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from service.store import Principal, StoreUnavailable
 
@@ -37,7 +38,9 @@ class Auth:
             raise ValueError(f"unknown or no roles: {sorted(unknown)}")
         self.roles = roles
 
-    def __call__(self, request: Request) -> Principal:
+    async def __call__(self, request: Request) -> Principal:
+        # async: a cached key is checked on the event loop (a hash and a dict look-up); only a
+        # cache miss, which reads the database, goes to the thread pool.
         key = presented_key(request)
         challenge = {"WWW-Authenticate": 'Bearer realm="borderrisk"'}
         if key is None:
@@ -46,7 +49,9 @@ class Auth:
         if keys is None:
             raise HTTPException(503, "the key store is not available yet")
         try:
-            principal = keys.authenticate(key)
+            known, principal = keys.authenticate_cached(key)
+            if not known:
+                principal = await run_in_threadpool(keys.authenticate, key)
         except StoreUnavailable as exc:
             raise HTTPException(503, f"the key store is unavailable: {exc}") from None
         if principal is None:

@@ -29,7 +29,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from borderrisk.settings import MODEL_NAMES, Settings
-from models.bundle import ModelBundle, load_bundle
+from models.bundle import BundleError, ModelBundle, load_bundle
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -149,18 +149,49 @@ def resolve(settings: Settings, domain: str, ref: str = CHAMPION) -> RegisteredV
 def fetch_bundle(
     settings: Settings, domain: str, ref: str = CHAMPION
 ) -> tuple[ModelBundle, RegisteredVersion]:
-    """Copy a registered bundle into the serving cache, verify it against the registry, load it."""
+    """Download a registered bundle, verify it against the registry, load it, and leave the verified
+    copy in the serving cache (``serving/<name>/<version>``) for people to inspect.
+
+    Several processes fetch the same version at once (each uvicorn worker at start-up): each downloads
+    into a private folder and loads *that* copy, so no process ever reads a folder another one is
+    still writing or replacing. The copy is then published with one atomic rename; a process that
+    finds the version already published by another leaves it and removes its own.
+    """
     reg = resolve(settings, domain, ref)
     target = settings.serving_cache / reg.name / reg.version
-    if target.exists():
-        shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        path = mlflow.artifacts.download_artifacts(
-            run_id=reg.run_id, artifact_path="bundle", dst_path=tmp, tracking_uri=settings.mlflow_uri
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{reg.version}-") as tmp:
+        path = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=reg.run_id, artifact_path="bundle", dst_path=tmp, tracking_uri=settings.mlflow_uri
+            )
         )
-        shutil.move(path, target)
-    return load_bundle(target, expected_sha256=reg.sha256), reg
+        bundle = load_bundle(path, expected_sha256=reg.sha256)
+        _publish(path, target, reg.sha256)
+    return bundle, reg
+
+
+def _publish(verified: Path, target: Path, sha256: str) -> None:
+    """Put a verified bundle folder at ``target``: rename it there if nothing is; replace what is
+    there unless it is the same bundle (an older download that no longer verifies, say)."""
+    try:
+        verified.rename(target)
+        return
+    except OSError:
+        pass  # already published (by an earlier run or another worker)
+    try:
+        load_bundle(target, expected_sha256=sha256)
+        return
+    except (BundleError, OSError):
+        pass
+    stale = target.with_name(f".stale-{target.name}-{os.getpid()}")
+    try:
+        target.rename(stale)
+        verified.rename(target)
+    except OSError:
+        return  # another process is replacing it at this moment; ours stays private and goes away
+    finally:
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def version_info(settings: Settings, domain: str, ref: str) -> tuple[RegisteredVersion, dict[str, str]]:

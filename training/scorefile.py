@@ -1,7 +1,8 @@
 """Scoring a whole file (``borderrisk score``): chunked, so a file larger than memory is fine.
 
-Each chunk is mapped and validated like a training file, then scored with
-:meth:`models.scoring.Scorer.score_columns` — the service's own path — and written with a pyarrow
+Each chunk is mapped and validated like a training file, then scored with the service's own path
+(the feature builder's ``transform``, the model's contributions, :meth:`models.scoring.Scorer.scored`
+and :meth:`~models.scoring.Scorer.top_reason_columns`) and written with a pyarrow
 ``ParquetWriter``: one output row per valid input row, keyed by the declaration / record id, with
 the calibrated score, the channel and the top three reasons, and every input column the model does
 not use carried through untouched (parquet columns keep their exact type; CSV columns are carried as
@@ -18,6 +19,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -27,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.common import PreparedColumns
 from features.schemas import ID_FIELDS
 from models.scoring import Scorer
 from training.dataload import check_file, file_columns, iter_raw, validate_mapped
@@ -111,29 +114,41 @@ def score_file(
     errors = _CsvAppender(out.with_name(out.stem + ".errors.csv"), FAILURE_COLUMNS)
     excluded = _CsvAppender(out.with_name(out.stem + ".excluded.csv"), EXCLUDED_COLUMNS)
     writer: pq.ParquetWriter | None = None
-    try:
-        for raw, batch in iter_raw(data, chunk_rows):
-            mapped = apply_mapping(mapping, raw, with_outcome=False, report_missing_columns=False)
-            frame, failures = validate_mapped(mapped, mapping, labelled=False)
-            errors.write(failures)
-            excluded.write(mapped.excluded)
-            result.rows_read += len(raw)
-            result.rows_excluded += len(mapped.excluded)
-            result.problems += len(failures)
-            result.rows_failed += int(failures["row"].dropna().nunique()) if not failures.empty else 0
-            table = _scored_table(scorer, frame, raw, batch, carried, renamed, id_field)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-            result.rows_scored += len(frame)
-            if progress is not None:
-                progress(len(raw))
-        if writer is None:  # an empty file: still write an empty, typed output
-            table = _scored_table(
-                scorer, pd.DataFrame(), pd.DataFrame(columns=columns), None, carried, renamed, id_field
-            )
+
+    def write(chunk: _Chunk) -> None:
+        nonlocal writer
+        table = _scored_table(scorer, chunk, carried, renamed, id_field)
+        if writer is None:
             writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
+        writer.write_table(table)
+        result.rows_scored += len(chunk.frame)
+        if progress is not None:
+            progress(len(chunk.raw))
+
+    try:
+        # One worker computes a chunk's contributions (the numba kernel, which releases the GIL)
+        # while this thread reads, validates and transforms the next chunk and words the previous
+        # one: the kernel is most of the work, the rest hides behind it. Two chunks are in flight.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="contributions") as explainer:
+            pending: _Chunk | None = None
+            for raw, batch in iter_raw(data, chunk_rows):
+                mapped = apply_mapping(mapping, raw, with_outcome=False, report_missing_columns=False)
+                frame, failures = validate_mapped(mapped, mapping, labelled=False)
+                errors.write(failures)
+                excluded.write(mapped.excluded)
+                result.rows_read += len(raw)
+                result.rows_excluded += len(mapped.excluded)
+                result.problems += len(failures)
+                result.rows_failed += int(failures["row"].dropna().nunique()) if not failures.empty else 0
+                chunk = _Chunk.start(scorer, frame, raw, batch, explainer)
+                if pending is not None:
+                    write(pending)
+                pending = chunk
+            if pending is not None:
+                write(pending)
+        if writer is None:  # an empty file: still write an empty, typed output
+            write(_Chunk(pd.DataFrame(), pd.DataFrame(columns=columns), None))
+        assert writer is not None
         writer.close()
         writer = None
         os.replace(tmp, out)
@@ -151,37 +166,52 @@ def score_file(
     return result
 
 
+@dataclass
+class _Chunk:
+    """A chunk of valid rows on its way: transformed, its contributions being computed."""
+
+    frame: pd.DataFrame  # the validated rows
+    raw: pd.DataFrame  # the chunk as read
+    batch: Any  # its arrow record batch (parquet), for the carried columns
+    cols: PreparedColumns | None = None
+    X: np.ndarray | None = None
+    contributions: Future[np.ndarray] | None = None
+
+    @classmethod
+    def start(
+        cls, scorer: Scorer, frame: pd.DataFrame, raw: pd.DataFrame, batch: Any, pool: Executor
+    ) -> _Chunk:
+        """Transform the rows here and submit their contributions to ``pool``."""
+        chunk = cls(frame, raw, batch)
+        if len(frame):
+            # prepared once: the transform and the reasons read the same converted columns
+            chunk.cols = scorer.builder.prepare({c: frame[c] for c in frame.columns})
+            chunk.X = scorer.builder.transform(chunk.cols)
+            chunk.contributions = pool.submit(scorer.backend, chunk.X)
+        return chunk
+
+
 def _scored_table(
-    scorer: Scorer,
-    frame: pd.DataFrame,
-    raw: pd.DataFrame,
-    batch: Any,
-    carried: list[str],
-    renamed: dict[str, str],
-    id_field: str,
+    scorer: Scorer, chunk: _Chunk, carried: list[str], renamed: dict[str, str], id_field: str
 ) -> pa.Table:
+    """The output rows of a chunk: id, score, channel, top reasons and the carried columns."""
+    frame, raw, batch = chunk.frame, chunk.raw, chunk.batch
     n = len(frame)
     if n:
-        cols = {c: frame[c] for c in frame.columns}
-        scored = scorer.score_columns(cols, explain=True)
-        assert scored.contributions is not None
-        records = frame.to_dict("records")
-        reasons = [
-            scorer.top_reasons(scored.contributions[i], records[i], scored.X[i], k=REASONS) for i in range(n)
-        ]
+        assert chunk.cols is not None and chunk.X is not None and chunk.contributions is not None
+        scored = scorer.scored(chunk.X, chunk.contributions.result())
+        reasons = scorer.top_reason_columns(scored, chunk.cols, k=REASONS)
         score, channel = scored.score, scored.channel
         ids = frame[id_field].astype("str").tolist()
     else:
-        reasons, score, channel, ids = [], np.empty(0), [], []
+        reasons, score, channel, ids = [[] for _ in range(REASONS)], np.empty(0), [], []
     arrays: dict[str, pa.Array] = {
         id_field: pa.array(ids, type=pa.string()),
         "score": pa.array(np.asarray(score, dtype=np.float64), type=pa.float64()),
         "channel": pa.array(list(channel), type=pa.string()),
     }
     for k in range(REASONS):
-        arrays[f"reason_{k + 1}"] = pa.array(
-            [r[k] if len(r) > k else None for r in reasons], type=pa.string()
-        )
+        arrays[f"reason_{k + 1}"] = pa.array(reasons[k], type=pa.string())
     positions = (
         (frame.index.to_numpy() - (raw.index[0] if len(raw) else 0)).astype(np.int64)
         if n

@@ -5,14 +5,22 @@ Every write goes through one serialised "append" transaction:
 * PostgreSQL: ``pg_advisory_xact_lock(LEDGER_LOCK_KEY)`` is the first statement,
   then the head is read (``SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1``);
   READ COMMITTED guarantees that read sees the previous lock holder's commit.
-* SQLite: ``BEGIN IMMEDIATE`` takes the single database write lock before the
-  head is read (other threads/processes wait on the busy timeout).
+* SQLite: writers queue on the file's writer lock, then ``BEGIN IMMEDIATE``
+  takes the single database write lock before the head is read (see
+  :func:`service.store.db.write_transaction`).
 
 The ledger row(s) and their index rows (``decisions``/``reviews``/``outcomes``)
 commit in that one transaction.  When an ``append_*`` method returns, the
 commit has returned, i.e. the record is durable (SQLite ``synchronous=FULL``
 fsyncs the WAL; PostgreSQL runs the transaction with ``synchronous_commit=on``).
 Any database failure raises :class:`StoreUnavailable`.
+
+Decisions, the one write on the request path, are group-committed: concurrent
+``append_decisions`` calls share a transaction (:mod:`service.store.group_commit`).
+Each record is validated and canonicalised (``canonical_json``) by its caller before
+any lock; under the lock only the chain fields (seq, previous hash) are added to
+those bytes, hashed, and the canonical bytes themselves are what the ``public``
+column stores.
 """
 
 from __future__ import annotations
@@ -33,19 +41,28 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy import Engine, and_, delete, func, insert, null, or_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from service.store import tables
 from service.store.chain import (
     GENESIS,
+    CanonicalJSON,
     VerifyResult,
     canonical_json,
     format_ts,
-    normalize_json,
-    personal_digest,
-    record_hash,
+    hash_of_envelope,
+    sha256_hex,
     verify_chain,
 )
-from service.store.db import StoreError, StoreUnavailable, db_errors, read_transaction, write_transaction
+from service.store.db import (
+    StoreError,
+    StoreUnavailable,
+    db_errors,
+    json_text,
+    read_transaction,
+    write_transaction,
+)
+from service.store.group_commit import GroupCommit
 
 __all__ = [
     "LEDGER_LOCK_KEY",
@@ -59,6 +76,9 @@ __all__ = [
 #: PostgreSQL advisory lock key serialising all ledger appends (any process, any worker).
 LEDGER_LOCK_KEY = 0x62725F6C6564  # "br_led"
 MAX_PAGE = 1000
+_HEAD_SQL = "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1"
+#: Most decisions one group-commit transaction carries (a batch call larger than this goes alone).
+GROUP_MAX_DECISIONS = 2000
 
 _lg = tables.ledger
 _anchor = tables.ledger_anchor
@@ -91,11 +111,22 @@ class _Head:
 
 @dataclass(frozen=True)
 class _Pending:
+    """A record ready to be chained: checked and canonicalised outside the lock."""
+
     record_type: str
     record_id: str
     created_at: datetime
-    public: dict[str, Any]
-    personal: dict[str, Any] | None
+    public_json: bytes  # canonical_json(public): what the hash covers, and what the row stores
+    personal_json: bytes | None  # canonical_json(personal); None: SQL NULL (no personal fields)
+    personal_digest: str
+
+    @property
+    def public(self) -> CanonicalJSON:
+        return CanonicalJSON(self.public_json.decode())
+
+    @property
+    def personal(self) -> CanonicalJSON | None:
+        return None if self.personal_json is None else CanonicalJSON(self.personal_json.decode())
 
 
 # ----------------------------------------------------------------------------- validation helpers
@@ -171,15 +202,25 @@ class AuditStore:
     """Append-only decision log over a SQLAlchemy engine (see the module docstring)."""
 
     def __init__(self, engine: Engine) -> None:
+        if getattr(engine.dialect, "_json_serializer", None) is not json_text:
+            raise ValueError(
+                "AuditStore needs an engine made by service.store.make_engine "
+                "(its JSON columns store canonical JSON as is)"
+            )
         self.engine = engine
+        self._decision_groups: GroupCommit[list[tuple[_Pending, dict[str, Any]]], list[str]] = GroupCommit(
+            self._commit_decision_groups, max_items=GROUP_MAX_DECISIONS
+        )
 
     # ------------------------------------------------------------------ chain internals
 
     @staticmethod
     def _head(conn: Connection) -> _Head:
-        row = conn.execute(select(_lg.c.seq, _lg.c.hash).order_by(_lg.c.seq.desc()).limit(1)).first()
+        # Read under the append lock on every append: a constant statement, sent as is (the same
+        # SQL on both backends), costs a fifth of what building the select each time does.
+        row = conn.exec_driver_sql(_HEAD_SQL).first()
         if row is not None:
-            return _Head(int(row.seq), row.hash)
+            return _Head(int(row[0]), row[1])
         anchor = conn.execute(select(_anchor.c.seq, _anchor.c.hash).where(_anchor.c.id == 1)).first()
         if anchor is not None:
             return _Head(int(anchor.seq), anchor.hash)
@@ -188,14 +229,13 @@ class AuditStore:
     @staticmethod
     def _ledger_row(head: _Head, rec: _Pending) -> dict[str, Any]:
         seq = head.seq + 1
-        digest = personal_digest(rec.personal)
-        h = record_hash(
+        h = hash_of_envelope(
             seq=seq,
             record_type=rec.record_type,
             record_id=rec.record_id,
             created_at=rec.created_at,
-            public=rec.public,
-            personal_digest=digest,
+            public_json=rec.public_json,
+            personal_digest=rec.personal_digest,
             prev_hash=head.hash,
         )
         return {
@@ -205,7 +245,7 @@ class AuditStore:
             "created_at": rec.created_at,
             "public": rec.public,
             "personal": rec.personal,
-            "personal_digest": digest,
+            "personal_digest": rec.personal_digest,
             "prev_hash": head.hash,
             "hash": h,
             "masked_at": None,
@@ -224,11 +264,12 @@ class AuditStore:
         public: Mapping[str, Any],
         personal: Mapping[str, Any] | None,
     ) -> _Pending:
-        pub = normalize_json(public)
-        pers = None if personal is None else normalize_json(personal)
-        canonical_json(pub)  # refuse what cannot be hashed before any lock is taken
-        canonical_json(pers)
-        return _Pending(record_type, record_id, created_at, pub, pers)
+        """Canonicalise once, before any lock: what cannot be hashed is refused here, and under the
+        lock only the small chain fields are added to the canonical bytes."""
+        public_json = canonical_json(public)
+        personal_json = None if personal is None else canonical_json(personal)
+        digest = sha256_hex(b"null" if personal_json is None else personal_json)
+        return _Pending(record_type, record_id, created_at, public_json, personal_json, digest)
 
     # ------------------------------------------------------------------ decisions
 
@@ -336,6 +377,11 @@ class AuditStore:
         Each item holds the keyword arguments of :meth:`append_decision`.  All or
         nothing: if any item is invalid or a duplicate, nothing is written.
         Returns the hashes in input order.
+
+        Concurrent calls (the service's request threads) are group-committed: the records of
+        several calls share one transaction, each call's records consecutive in the chain, and
+        every call returns only once that transaction has committed (see
+        :mod:`service.store.group_commit`).
         """
         if not items:
             return []
@@ -343,23 +389,66 @@ class AuditStore:
         ids = [p.record_id for p, _ in prepared]
         if len(set(ids)) != len(ids):
             raise DuplicateDecision("the batch contains the same decision_id more than once")
-        hashes: list[str] = []
-        with db_errors("append_decisions"), write_transaction(self.engine, lock_key=LEDGER_LOCK_KEY) as conn:
-            existing = conn.execute(select(_dec.c.decision_id).where(_dec.c.decision_id.in_(ids))).first()
-            if existing is not None:
-                raise DuplicateDecision(f"decision {existing.decision_id} is already logged")
-            head = self._head(conn)
-            ledger_rows: list[dict[str, Any]] = []
-            index_rows: list[dict[str, Any]] = []
-            for pending, index in prepared:
-                row = self._ledger_row(head, pending)
-                head = _Head(row["seq"], row["hash"])
-                ledger_rows.append(row)
-                index_rows.append({**index, "ledger_seq": row["seq"]})
-                hashes.append(row["hash"])
-            conn.execute(insert(_lg), ledger_rows)
-            conn.execute(insert(_dec), index_rows)
+        return self._decision_groups.submit(prepared, len(prepared))
+
+    def _commit_decision_groups(
+        self, calls: Sequence[list[tuple[_Pending, dict[str, Any]]]]
+    ) -> list[list[str] | BaseException]:
+        """Write the calls of one group in one transaction; if that fails on a duplicate id, write
+        them one by one, so that only the call with the duplicate fails."""
+        try:
+            return list(self._write_decisions(calls))
+        except StoreUnavailable as exc:
+            return [exc] * len(calls)
+        except DuplicateDecision as exc:
+            if len(calls) == 1:
+                return [exc]
+        outcomes: list[list[str] | BaseException] = []
+        for call in calls:
+            try:
+                outcomes.extend(self._write_decisions([call]))
+            except (StoreUnavailable, DuplicateDecision) as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _write_decisions(self, calls: Sequence[list[tuple[_Pending, dict[str, Any]]]]) -> list[list[str]]:
+        """One transaction for ``calls``. A duplicate decision id is caught by the primary key (no
+        look-up before every insert); the failed transaction is then told apart from an outage by
+        looking the ids up."""
+        ids = [p.record_id for call in calls for p, _ in call]
+        if len(set(ids)) != len(ids):
+            raise DuplicateDecision("two calls of one group log the same decision_id")
+        hashes: list[list[str]] = []
+        try:
+            with (
+                db_errors("append_decisions"),
+                write_transaction(self.engine, lock_key=LEDGER_LOCK_KEY) as conn,
+            ):
+                head = self._head(conn)
+                ledger_rows: list[dict[str, Any]] = []
+                index_rows: list[dict[str, Any]] = []
+                for call in calls:
+                    call_hashes = []
+                    for pending, index in call:
+                        row = self._ledger_row(head, pending)
+                        head = _Head(row["seq"], row["hash"])
+                        ledger_rows.append(row)
+                        index_rows.append({**index, "ledger_seq": row["seq"]})
+                        call_hashes.append(row["hash"])
+                    hashes.append(call_hashes)
+                conn.execute(insert(_lg), ledger_rows)
+                conn.execute(insert(_dec), index_rows)
+        except StoreUnavailable as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                existing = self._existing_decision(ids)
+                if existing is not None:
+                    raise DuplicateDecision(f"decision {existing} is already logged") from None
+            raise
         return hashes
+
+    def _existing_decision(self, ids: list[str]) -> str | None:
+        with db_errors("append_decisions"), self.engine.connect() as conn:
+            return conn.execute(select(_dec.c.decision_id).where(_dec.c.decision_id.in_(ids))).scalar()
 
     # ------------------------------------------------------------------ reviews, outcomes, reads
 

@@ -183,6 +183,28 @@ class KeyStore:
                 return key
         raise RuntimeError("could not draw an unused key id")  # pragma: no cover
 
+    def authenticate_cached(self, key: str) -> tuple[bool, Principal | None]:
+        """``(True, principal or None)`` when the answer needs no database (a malformed key, or a key
+        id in the cache); ``(False, None)`` when :meth:`authenticate` must ask the database. Lets
+        the request path check a key on the event loop and go to a thread only on a cache miss."""
+        parsed = _parse(key)
+        if parsed is None:
+            return True, None
+        hit, row = self._cache_get(parsed[0])
+        if not hit:
+            return False, None
+        return True, self._check(key, parsed[0], row)
+
+    @staticmethod
+    def _check(key: str, key_id: str, row: _KeyRow | None) -> Principal | None:
+        if row is None:
+            return None
+        if not hmac.compare_digest(_hash_key(key), row.key_hash):
+            return None
+        if row.revoked:
+            return None
+        return Principal(name=row.name, role=row.role, key_id=key_id)
+
     def authenticate(self, key: str) -> Principal | None:
         """The key's principal, or None if malformed, unknown, wrong or revoked.
 
@@ -193,14 +215,7 @@ class KeyStore:
         if parsed is None:
             return None
         key_id, _secret = parsed
-        row = self._row(key_id, "authenticate")
-        if row is None:
-            return None
-        if not hmac.compare_digest(_hash_key(key), row.key_hash):
-            return None
-        if row.revoked:
-            return None
-        return Principal(name=row.name, role=row.role, key_id=key_id)
+        return self._check(key, key_id, self._row(key_id, "authenticate"))
 
     def _row(self, key_id: str, op: str) -> _KeyRow | None:
         """The key's row by public id, through the cache (a miss reads the database once)."""

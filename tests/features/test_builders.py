@@ -25,18 +25,55 @@ def passenger_df() -> pd.DataFrame:
     return generate_passenger(20_000, seed=2, days=200)
 
 
+def _with_edge_cases(df: pd.DataFrame, domain: str) -> pd.DataFrame:
+    """Some rows edited toward what the small and large branches handle separately: missing
+    parties, codes unseen in training, a long HS code, a two-stop route, an instant before 1970."""
+    df = df.copy()
+    rows = df.index[::9]
+    if domain == "cargo":
+        df.loc[rows[::2], "seller_id"] = None
+        df.loc[rows[1::3], "courier_id"] = "CR-NEW"
+        df.loc[rows[::5], "office_id"] = "999"
+        df.loc[rows[::7], "hs_code"] = df.loc[rows[::7], "hs_code"].str[:6] + "0199"
+        df.loc[rows[3::11], "declared_at"] = pd.Timestamp("1969-12-31 23:30")
+    else:
+        df.loc[rows[::2], "travel_agency_id"] = None
+        df.loc[rows[::5], "carrier"] = "Q9"
+        df["route"] = df["route"].astype(object)
+        for r in rows[::7]:
+            df.at[r, "route"] = np.array(
+                [df.at[r, "origin_airport"], "ZZZ", "YYY", df.at[r, "destination_airport"]]
+            )
+    return df
+
+
 @pytest.mark.parametrize(("cls", "frame"), [(CargoFeatures, "cargo_df"), (PassengerFeatures, "passenger_df")])
 def test_row_path_equals_batch_path(cls, frame, request):
-    df = request.getfixturevalue(frame)
+    """One record at a time, a few records, many records and a whole frame: bit for bit the same rows."""
+    from features.common import SMALL
+    from features.schemas import SCHEMAS
+    from models.scoring import records_to_columns
+
+    df = _with_edge_cases(request.getfixturevalue(frame), cls.domain)
     builder = cls(cls.fit(df))
     batch = builder.transform({c: df[c] for c in df.columns})
     assert batch.shape == (len(df), len(builder.feature_names))
-    for i in (0, 17, len(df) // 2, len(df) - 1):
-        from features.schemas import SCHEMAS
-
-        record = SCHEMAS[cls.domain].model_validate(record_of(df.iloc[i])).model_dump()
-        one = builder.transform(columns_of_record(record))
-        np.testing.assert_array_equal(one[0], batch[i])
+    picked = [*range(0, len(df), 41), len(df) - 1]
+    records = [SCHEMAS[cls.domain].model_validate(record_of(df.iloc[i])).model_dump() for i in picked]
+    bits = batch[picked].view(np.uint64)  # NaN-aware and exact: the very same bits
+    for k, record in enumerate(records):
+        np.testing.assert_array_equal(
+            builder.transform(columns_of_record(record)).view(np.uint64)[0], bits[k]
+        )
+    assert len(records) > SMALL  # the records as columns take the large branches, a few the small ones
+    np.testing.assert_array_equal(builder.transform(records_to_columns(records)).view(np.uint64), bits)
+    np.testing.assert_array_equal(
+        builder.transform(records_to_columns(records[:30])).view(np.uint64), bits[:30]
+    )
+    few = df.iloc[picked[:30]]
+    np.testing.assert_array_equal(
+        builder.transform({c: few[c] for c in few.columns}).view(np.uint64), bits[:30]
+    )
 
 
 def test_state_round_trips_through_json(cargo_df):

@@ -60,3 +60,131 @@ def test_the_served_fast_backend_equals_pred_contrib_on_the_demo_models(cargo_tr
         for i in range(0, 500, 50):  # the one-row path the service uses
             np.testing.assert_allclose(fast(X[i : i + 1])[0], reference[i], atol=1e-9, rtol=0)
         assert default_backend(booster).name == "treeshap-linear"  # type: ignore[attr-defined]
+
+
+# -- the fast explanation paths against the one-feature-at-a-time reference -------------------------
+
+
+def _scorer(trained) -> Scorer:
+    return Scorer(trained.result.bundle, red_share=0.05, yellow_share=0.1)
+
+
+def _records(trained, domain: str, n: int) -> list[dict]:
+    """Validated records of the later period, some edited toward the edge cases the reasons word
+    differently: missing parties, codes never seen in training, a long HS code, a transit route."""
+    from features.schemas import SCHEMAS
+    from tests.conftest import record_of
+
+    rows = trained.later.iloc[np.linspace(0, len(trained.later) - 1, n).astype(int)]
+    payloads = [record_of(r) for _, r in rows.iterrows()]
+    for i, p in enumerate(payloads):
+        if domain == "cargo":
+            if i % 5 == 0:
+                p["seller_id"] = None
+            if i % 7 == 0:
+                p["courier_id"] = "CR-NEW"
+            if i % 11 == 0:
+                p["office_id"], p["importer_id"] = "999", f"NEVER-{i}"
+            if i % 13 == 0:
+                p["hs_code"] = p["hs_code"][:6] + "0199"
+        else:
+            if i % 5 == 0:
+                p["travel_agency_id"] = None
+            if i % 11 == 0:
+                p["carrier"], p["flight_number"] = "Q9", "Q9123"
+            if i % 13 == 0:
+                p["route"] = [p["origin_airport"], "ZZZ", "YYY", p["destination_airport"]]
+    return [SCHEMAS[domain].model_validate(p).model_dump() for p in payloads]
+
+
+@pytest.mark.parametrize("domain", ["cargo", "passenger"])
+def test_explanation_equals_the_reference(domain, request):
+    from features.builder import columns_of_record
+    from tests.models import reference_explanation as ref
+
+    trained = request.getfixturevalue(f"{domain}_trained")
+    scorer = _scorer(trained)
+    for record in _records(trained, domain, 150):
+        scored = scorer.score_columns(columns_of_record(record))
+        contrib, x = scored.contributions[0], scored.X[0]
+        expected = ref.explanation(scorer.builder, contrib, record, x)
+        assert ref.same(scorer.explanation(contrib, record, x=x), expected), record
+        assert ref.same(scorer.explanation(contrib, record, x=None), expected)  # x from the record
+        assert ref.same(
+            scorer.explanation(contrib, record, top=4, x=x),
+            ref.explanation(scorer.builder, contrib, record, x, top=4),
+        )
+        assert scorer.top_reasons(contrib, record, x) == ref.top_reasons(scorer.builder, contrib, record, x)
+
+
+@pytest.mark.parametrize("domain", ["cargo", "passenger"])
+@pytest.mark.parametrize("n", [40, 300])  # a few records, and more than the small-batch threshold
+def test_explanations_of_a_batch_equal_one_explanation_at_a_time(domain, n, request):
+    from features.common import SMALL
+    from models.scoring import records_to_columns
+    from tests.models import reference_explanation as ref
+
+    assert 40 < SMALL < 300
+    trained = request.getfixturevalue(f"{domain}_trained")
+    scorer = _scorer(trained)
+    records = _records(trained, domain, n)
+    scored = scorer.score_columns(records_to_columns(records))
+    batch = scorer.explanations(scored, records)
+    one_by_one = [scorer.explanation(scored.contributions[i], records[i], x=scored.X[i]) for i in range(n)]
+    assert ref.same(batch, one_by_one)
+    reference = [
+        ref.explanation(scorer.builder, scored.contributions[i], records[i], scored.X[i]) for i in range(n)
+    ]
+    assert ref.same(batch, reference)
+    assert scorer.explanations(scored, []) == []
+
+
+@pytest.mark.parametrize("domain", ["cargo", "passenger"])
+def test_top_reason_columns_equal_each_rows_top_reasons_on_a_file_frame(domain, request):
+    """As ``borderrisk score`` words a validated chunk: from the frame's columns, where a missing
+    text is NaN (not None) in the row a file's ``to_dict("records")`` gives."""
+    from features.frames import input_schema, validate
+    from tests.models import reference_explanation as ref
+
+    trained = request.getfixturevalue(f"{domain}_trained")
+    scorer = _scorer(trained)
+    frame = validate(trained.later.head(2500), input_schema(domain))
+    cols = scorer.builder.prepare({c: frame[c] for c in frame.columns})
+    scored = scorer.score_columns(cols)
+    columns = scorer.top_reason_columns(scored, cols, k=3)
+    rows = frame.to_dict("records")
+    for i in range(len(frame)):
+        got = [columns[k][i] for k in range(3)]
+        assert got == ref.top_reasons(scorer.builder, scored.contributions[i], rows[i], scored.X[i]), i
+    assert [c[:50] for c in scorer.top_reason_columns(scored, cols, k=60)[:3]] == [c[:50] for c in columns]
+    assert scorer.top_reason_columns(scored, cols, k=60)[-1] == [None] * len(frame)  # fewer features than k
+
+
+def test_top_k_order_equals_a_full_stable_sort():
+    from models.scoring import top_k_order
+
+    rng = np.random.default_rng(7)
+    for n, width in ((5, 4), (63, 10), (500, 54), (2000, 21)):
+        m = np.round(rng.normal(size=(n, width)), 1)  # many ties
+        m[::3, : width // 2] = 0.0
+        m[1::7, 1] = -0.0
+        m[2::11, 3 % width] = np.nan
+        m[5::13] = m[5::13, :1]  # whole rows of one value
+        for k in (1, 2, 3, 5, width, width + 2):
+            expected = np.argsort(-np.abs(m), axis=1, kind="stable")[:, :k]
+            np.testing.assert_array_equal(top_k_order(m, k), expected)
+
+
+def test_remembered_words_do_not_mix_values_that_are_equal_but_read_differently():
+    from features.builder import REMEMBERED, Reason
+
+    reason = Reason(("a",), lambda a: f"importer {a}", by_fields=True)
+    assert [reason.words(1), reason.words(1.0), reason.words("1"), reason.words(True)] == [
+        "importer 1",
+        "importer 1.0",
+        "importer 1",
+        "importer True",
+    ]
+    for i in range(REMEMBERED + 10):  # bounded: it starts afresh
+        reason.words(str(i))
+    assert len(reason._memory) <= REMEMBERED

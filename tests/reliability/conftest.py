@@ -60,10 +60,13 @@ def serve_command() -> list[str]:
 class Server:
     """One ``borderrisk serve`` process (own process group) on a free port."""
 
-    def __init__(self, data_dir: Path, database_url: str, log_path: Path, **env: str) -> None:
+    def __init__(
+        self, data_dir: Path, database_url: str, log_path: Path, args: tuple[str, ...] = (), **env: str
+    ) -> None:
         self.data_dir = data_dir
         self.database_url = database_url
         self.log_path = log_path
+        self.args = args  # more ``borderrisk serve`` options (``--workers 2``)
         self.extra_env = env
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -92,7 +95,7 @@ class Server:
         # Output goes through a pipe drained by a thread of the test process (so a limit set on the
         # server's own file writes, see the SQLite store-failure test, does not hit its log).
         self.proc = subprocess.Popen(
-            [*serve_command(), "--port", str(self.port)],
+            [*serve_command(), "--port", str(self.port), *self.args],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -174,8 +177,10 @@ def servers(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Make servers; every one is stopped (process group killed if need be) at teardown."""
     made: list[Server] = []
 
-    def make(data_dir: Path, database_url: str, start: bool = True, **env: str) -> Server:
-        server = Server(data_dir, database_url, tmp_path / f"server-{len(made)}.log", **env)
+    def make(
+        data_dir: Path, database_url: str, start: bool = True, args: tuple[str, ...] = (), **env: str
+    ) -> Server:
+        server = Server(data_dir, database_url, tmp_path / f"server-{len(made)}.log", args, **env)
         made.append(server)
         if start:
             server.start()

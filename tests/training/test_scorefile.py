@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from features.frames import input_schema, validate
 from models.scoring import Scorer
+from tests.models import reference_explanation as reference
 from training.mapping import Mapping
 from training.pipeline import train
 from training.scorefile import score_file
@@ -43,11 +44,13 @@ def test_chunked_scores_equal_the_whole_frame_and_extra_columns_are_untouched(
     expected = scorer.score_columns({c: whole[c] for c in whole.columns})
     np.testing.assert_array_equal(scored["score"].to_numpy(), expected.score)  # exactly, not approximately
     assert list(scored["channel"]) == expected.channel
-    i = int(np.argmax(expected.score))
-    assert (
-        scored.loc[i, "reason_1"]
-        == scorer.top_reasons(expected.contributions[i], whole.iloc[i].to_dict(), expected.X[i])[0]
-    )
+    # every row's three reasons, as the reference words them from the row a file gives
+    rows = whole.to_dict("records")
+    reasons = scored[["reason_1", "reason_2", "reason_3"]].to_numpy().tolist()
+    for i, row in enumerate(rows):
+        assert reasons[i] == reference.top_reasons(
+            scorer.builder, expected.contributions[i], row, expected.X[i]
+        ), i
     # columns the model does not use come through untouched, with their types
     original = pq.read_table(source).select(CARRIED)
     assert pq.read_table(out).select(CARRIED).equals(original)
@@ -101,3 +104,58 @@ def test_the_score_command_exits_non_zero_when_rows_fail(small_registry, tmp_pat
     assert "1 row(s) failed validation and were NOT scored" in r.output
     assert len(pd.read_parquet(out)) == 299
     assert (tmp_path / "scored.errors.csv").is_file()
+
+
+def test_the_output_does_not_depend_on_the_chunks_and_every_row_is_reported(scorer, small_history, tmp_path):
+    """Chunks are worded while the next one's contributions are computed: the file is the same in one
+    chunk or many, with a chunk whose rows all fail among them, and progress counts every row read."""
+    _, later = small_history
+    part = later.head(1000).copy()
+    part.loc[300:399, "hs_code"] = "12"  # the fourth chunk of 100 has no valid row
+    source = tmp_path / "part.parquet"
+    part.to_parquet(source, index=False)
+    mapping = Mapping.identity("cargo", list(part.columns))
+    seen: list[int] = []
+    many = score_file(
+        scorer, source, tmp_path / "many.parquet", mapping, chunk_rows=100, progress=seen.append
+    )
+    one = score_file(scorer, source, tmp_path / "one.parquet", mapping, chunk_rows=5000)
+    assert (many.rows_read, many.rows_scored, many.rows_failed) == (1000, 900, 100)
+    assert sum(seen) == 1000 and len(seen) == 10
+    assert pq.read_table(tmp_path / "many.parquet").equals(pq.read_table(tmp_path / "one.parquet"))
+    assert one.rows_scored == 900
+
+
+def test_an_empty_file_gives_an_empty_typed_output(scorer, small_history, tmp_path):
+    _, later = small_history
+    source = tmp_path / "empty.parquet"
+    later.head(0).to_parquet(source, index=False)
+    out = tmp_path / "scored.parquet"
+    result = score_file(scorer, source, out, Mapping.identity("cargo", list(later.columns)))
+    table = pq.read_table(out)
+    assert result.rows_read == result.rows_scored == 0 and table.num_rows == 0
+    assert table.schema.field("reason_1").type == "string" and table.schema.field("score").type == "double"
+
+
+def test_a_missing_party_in_a_file_reads_as_in_the_api(scorer, small_history):
+    """A file gives a missing seller as NaN, the API as None: every reason of such a row reads the
+    same through the file path as through the API ("seller: not given", never "seller nan")."""
+    from features.builder import columns_of_record
+
+    _, later = small_history
+    rows = later.head(40).copy()
+    rows["seller_id"] = pd.Series([None] * len(rows), index=rows.index, dtype="str")  # as a file reads
+    frame = validate(rows, input_schema("cargo"))
+    cols = {c: frame[c] for c in frame.columns}
+    scored = scorer.score_columns(cols)
+    n_features = len(scorer.builder.feature_names)
+    file_reasons = scorer.top_reason_columns(scored, cols, k=n_features)  # every feature, by size
+    for i, record in enumerate(frame.to_dict("records")):
+        record = {k: (None if k == "seller_id" else v) for k, v in record.items()}
+        one = scorer.score_columns(columns_of_record(record))
+        api = [
+            c["reason"] for c in scorer.explanation(one.contributions[0], record, x=one.X[0])["contributions"]
+        ]
+        assert [file_reasons[r][i] for r in range(n_features)] == api, i
+        assert any(r.startswith("seller: not given") for r in api)
+        assert not any("nan" in r for r in api)

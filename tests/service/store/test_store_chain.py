@@ -8,11 +8,13 @@ import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.store import GENESIS, AuditStore, canonical_json, record_hash, verify_chain
-from service.store.chain import format_ts, personal_digest
+from service.store.chain import envelope_json, format_ts, personal_digest
 from service.store.tables import ledger
 
 # --------------------------------------------------------------------------- pure functions
@@ -116,6 +118,120 @@ def test_record_hash_matches_documented_definition() -> None:
         prev_hash=GENESIS,
     )
     assert got == expected
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+_tiny_floats = st.floats(min_value=-1e-4, max_value=1e-4, allow_nan=False) | st.floats(
+    min_value=-1e-3, max_value=1e-3, allow_nan=False
+)
+_any_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _tiny_floats
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(value=_any_json)
+def test_the_fast_canonical_encoder_writes_the_reference_bytes(value) -> None:
+    """``canonical_json`` writes with orjson; the definition is ``json.dumps`` with sorted keys.
+    Both must give the same bytes for every value, or both refuse it."""
+    from service.store.chain import _reference_canonical
+
+    try:
+        want = _reference_canonical(value)
+    except ValueError:
+        with pytest.raises(ValueError):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == want
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1e-05,
+        -9.999999999999999e-05,
+        5e-324,
+        1e-07,
+        0.0001,
+        [1.5e-5, {"a": -2.5e-9}],
+        {"big": 2**64, "x": 0.1},
+        (1, 2.0),
+        {"np": __import__("numpy").float64(3.3e-5)},
+        {"sub": type("S", (str,), {})("x")},
+    ],
+)
+def test_fast_canonical_edge_cases(value) -> None:
+    from service.store.chain import _reference_canonical
+
+    assert canonical_json(value) == _reference_canonical(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seq=st.integers(min_value=1, max_value=2**62),
+    record_type=st.sampled_from(["decision", "review", "outcome", "read", "retention"]),
+    record_id=st.text(),
+    created_at=st.datetimes(timezones=st.just(UTC)),
+    public=st.dictionaries(st.text(), _json_values, max_size=6),
+    prev_hash=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+)
+def test_the_envelope_built_from_canonical_public_bytes_is_the_canonical_envelope(
+    seq, record_type, record_id, created_at, public, prev_hash
+) -> None:
+    """The store canonicalises a record's public part once, outside the lock, and adds the chain
+    fields to those bytes; that must be exactly ``canonical_json`` of the whole envelope."""
+    digest = personal_digest(None)
+    envelope = {
+        "v": 1,
+        "seq": seq,
+        "record_type": record_type,
+        "record_id": record_id,
+        "created_at": format_ts(created_at),
+        "public": public,
+        "personal_digest": digest,
+        "prev_hash": prev_hash,
+    }
+    try:
+        want = canonical_json(envelope)
+    except ValueError:  # lone surrogates: refused both ways
+        with pytest.raises(ValueError):
+            envelope_json(
+                seq=seq,
+                record_type=record_type,
+                record_id=record_id,
+                created_at=created_at,
+                public_json=canonical_json(public),
+                personal_digest=digest,
+                prev_hash=prev_hash,
+            )
+        return
+    got = envelope_json(
+        seq=seq,
+        record_type=record_type,
+        record_id=record_id,
+        created_at=created_at,
+        public_json=canonical_json(public),
+        personal_digest=digest,
+        prev_hash=prev_hash,
+    )
+    assert got == want
 
 
 # --------------------------------------------------------------------------- chain on a database

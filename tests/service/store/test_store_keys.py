@@ -130,6 +130,28 @@ def test_cache_spares_the_database(engine) -> None:
     assert sum("api_keys" in q for q in queries) == 1
 
 
+def test_cache_only_check_answers_without_the_database_or_says_it_cannot(engine) -> None:
+    """The request path checks keys on the event loop with ``authenticate_cached`` and goes to the
+    database (in a thread) only when it answers ``known=False``."""
+    clock = FakeClock()
+    keys = KeyStore(engine, cache_ttl=5, clock=clock)
+    key = keys.create("officer-c", "officer")
+    assert keys.authenticate_cached("garbage") == (True, None)  # malformed: no database needed
+    keys.invalidate()
+    assert keys.authenticate_cached(key) == (False, None)  # not cached: ask the database
+    assert keys.authenticate(key) is not None  # ... which fills the cache
+    known, principal = keys.authenticate_cached(key)
+    assert known and principal is not None and principal.role == "officer"
+    wrong = key[:-1] + ("A" if key[-1] != "A" else "B")
+    assert keys.authenticate_cached(wrong) == (True, None)  # cached id, wrong secret: refused
+    keys.revoke("officer-c")  # through this instance: the cache entry goes at once
+    assert keys.authenticate_cached(key) == (False, None)
+    assert keys.authenticate(key) is None
+    assert keys.authenticate_cached(key) == (True, None)  # the revoked row is cached as refused
+    clock.now += 5.1
+    assert keys.authenticate_cached(key) == (False, None)  # TTL elapsed: ask again
+
+
 def test_database_down_is_not_a_401() -> None:
     engine = make_engine(
         "postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 2}

@@ -1,0 +1,67 @@
+"""Several uvicorn workers: each loads the models at the same moment from the same registry and
+serving cache, and all log into the same decision log (across processes: the SQLite writer lock and
+group commit). The request-path benchmark found two workers fetching one bundle into one folder at
+once leaving one of them without a model (half the requests answered 503); the race itself is
+reproduced deterministically by tests/training/test_registry.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import httpx
+import pytest
+
+from tests.reliability.conftest import Load, bearer, inspect_store, make_store_keys
+
+pytestmark = pytest.mark.reliability
+
+
+def _events(log: str, name: str) -> list[dict]:
+    out = []
+    for line in log.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("event") == name:
+            out.append(entry)
+    return out
+
+
+def test_two_workers_both_load_the_models_and_log_into_one_chain(registry, servers, tmp_path, cargo_payloads):
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    keys = make_store_keys(url)
+    registry.set_champion("cargo", "1")
+    shutil.rmtree(registry.data_dir / "serving", ignore_errors=True)  # both workers fetch it afresh
+    server = servers(registry.data_dir, url, args=("--workers", "2"))
+
+    # Every worker has loaded both models: none failed, whichever got there first.
+    deadline = time.monotonic() + 60
+    log = server.log_path.read_text(errors="replace")
+    while len(_events(log, "model_loaded")) + len(_events(log, "model_load_failed")) < 4:
+        assert time.monotonic() < deadline, f"the workers did not finish loading; log:\n{server.tail()}"
+        time.sleep(0.1)
+        log = server.log_path.read_text(errors="replace")
+    assert not _events(log, "model_load_failed"), _events(log, "model_load_failed")
+    loaded = _events(log, "model_loaded")
+    assert sorted(e["domain"] for e in loaded) == ["cargo", "cargo", "passenger", "passenger"]
+
+    # Fresh connections are spread over the workers by the kernel: all of them answer.
+    for payload in cargo_payloads[:20]:
+        with httpx.Client(base_url=server.url, timeout=30) as fresh:
+            r = fresh.post("/v1/cargo/score", json=payload, headers=bearer(keys["officer"]))
+            assert r.status_code == 200, r.text
+
+    # Concurrent clients on both workers append into one unbroken, gap-free chain.
+    load = Load(
+        server.url, "/v1/cargo/score", cargo_payloads, bearer(keys["officer"]), workers=8, per_worker=40
+    )
+    load.start()
+    load.join()
+    failed = [a for a in load.answers if a.status != 200]
+    assert not failed, f"{len(failed)} failed, first: {failed[0]}"
+    report = inspect_store(url)
+    report.assert_whole()
+    assert {a.body["decision_id"] for a in load.answers} <= set(report.versions)
