@@ -153,17 +153,6 @@ def summary(r: LoadResult) -> dict[str, Any]:
     }
 
 
-#: The reference model of the in-process benchmark is 400 trees × 63 leaves; this trains a cargo model
-#: of that size with the project's own pipeline, so that the whole service can serve it.
-REFERENCE_CONFIG = {
-    "num_leaves": 63,
-    "max_rounds": 400,
-    "early_stopping_rounds": 400,
-    "learning_rate": 0.006,
-    "min_data_in_leaf": 20,
-}
-
-
 def prepare_reference(demo_dir: Path, ref_dir: Path) -> str:
     """A registry in ``ref_dir`` whose cargo champion is a reference-size model (400 trees × 63
     leaves) trained on the demo history; the passenger model is the demo one. Returns its size."""
@@ -174,19 +163,14 @@ def prepare_reference(demo_dir: Path, ref_dir: Path) -> str:
     stamp = ref_dir / ".trained-reference"
     if not stamp.exists():
         ref_dir.mkdir(parents=True, exist_ok=True)
-        code = (
-            "import pandas as pd, sys\n"
-            "from borderrisk.settings import Settings\n"
-            "from training.pipeline import TrainConfig, train\n"
-            "from training.registry import log_and_register\n"
-            f"df = pd.read_parquet({str(demo_dir / 'history' / 'cargo.parquet')!r})\n"
-            f"r = train(df, TrainConfig(domain='cargo', **{REFERENCE_CONFIG!r}))\n"
-            "b = r.bundle; builder = b.builder(); head = df.head(5)\n"
-            "example = pd.DataFrame(builder.transform({c: head[c] for c in head.columns}),"
-            " columns=builder.feature_names)\n"
-            "log_and_register(Settings(), b, example, r.params, r.metrics)\n"
+        cargo = demo_dir / "history" / "cargo.parquet"
+        subprocess.run(
+            [PYTHON, "-m", "bench.reference_model", "--history", str(cargo)],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
         )
-        subprocess.run([PYTHON, "-c", code], env=env, cwd=ROOT, check=True, capture_output=True)
         history = demo_dir / "history" / "passenger.parquet"
         subprocess.run(
             [*cli, "train", "passenger", "--data", str(history), "--no-report"],

@@ -18,7 +18,6 @@ import pandas as pd
 
 from features.builder import CATEGORY, FeatureBuilder, Reason
 from features.common import (
-    SMALL,
     WEEKDAYS,
     Columns,
     FeatureDef,
@@ -28,6 +27,7 @@ from features.common import (
     calendar,
     map_distinct,
     number_of,
+    per_positive,
     stack_columns,
     text_column,
     text_of,
@@ -331,12 +331,4 @@ def _number_key(values: np.ndarray) -> TextColumn:
 
 def _unit_value(cols: Columns) -> np.ndarray:
     """Declared value per kg; NaN unless the mass is positive."""
-    mass = number_of(cols, "net_mass_kg")
-    value = number_of(cols, "declared_value")
-    if len(mass) < SMALL:  # the same IEEE division, without NumPy's per-call cost
-        return np.array(
-            [v / m if m > 0 else np.nan for v, m in zip(value.tolist(), mass.tolist(), strict=True)],
-            dtype=np.float64,
-        )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(mass > 0, value / mass, np.nan)
+    return per_positive(number_of(cols, "declared_value"), number_of(cols, "net_mass_kg"))

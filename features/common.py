@@ -236,6 +236,21 @@ class PreparedColumns(dict):  # type: ignore[type-arg]
         return out
 
 
+def per_positive(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator`` where the denominator is positive, else NaN (a unit value per kg,
+    a weight per bag); a few rows take the same IEEE division without NumPy's per-call cost."""
+    if len(denominator) < SMALL:
+        return np.array(
+            [
+                n / d if d > 0 else np.nan
+                for n, d in zip(numerator.tolist(), denominator.tolist(), strict=True)
+            ],
+            dtype=np.float64,
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / denominator, np.nan)
+
+
 def text_of(cols: Columns, name: str) -> TextColumn:
     """``as_text_column(cols[name])``, converted once per prepared batch."""
     if isinstance(cols, PreparedColumns):

@@ -24,6 +24,7 @@ from features.common import (
     calendar,
     day_number,
     is_missing,
+    per_positive,
     stack_columns,
     text_column,
     text_of,
@@ -125,7 +126,7 @@ class PassengerFeatures(FeatureBuilder):
             party,
             bags,
             weight,
-            _per_bag(weight, bags),
+            per_positive(weight, bags),
             (expiry_day.view("datetime64[D]") - day.view("datetime64[D]")).astype(np.float64),
             trips,
             np.array(agency, dtype=np.float64),
@@ -174,17 +175,6 @@ def _hours_between(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
                 dtype=np.float64,
             )
     return (later - earlier).astype("timedelta64[s]").astype(np.float64) / 3600.0
-
-
-def _per_bag(weight: np.ndarray, bags: np.ndarray) -> np.ndarray:
-    """Weight per checked bag; NaN without bags."""
-    if len(bags) < SMALL:  # the same IEEE division, without NumPy's per-call cost
-        return np.array(
-            [w / b if b > 0 else np.nan for w, b in zip(weight.tolist(), bags.tolist(), strict=True)],
-            dtype=np.float64,
-        )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(bags > 0, weight / bags, np.nan)
 
 
 def _transit_text(transit: Any) -> str:

@@ -68,35 +68,11 @@ def normalize_json(value: Any, _path: str = "$") -> Any:
     """A plain-JSON copy of ``value`` (dict/list/str/int/float/bool/None); refuses anything else.
 
     Tuples become lists, numeric subclasses (e.g. numpy scalars) become ``int``/
-    ``float``.  NaN and infinities raise :class:`ValueError`.
-
-    Every decision passes through here several times on the request path, so plain JSON types take
-    an exact-type fast path; anything else, and any error (to name where it is), takes the general one.
+    ``float``.  NaN and infinities raise :class:`ValueError` naming where they are.
+    The definition of canonical JSON starts here (:func:`_reference_canonical`); the request path
+    takes :func:`canonical_json`'s orjson path, which writes the same bytes.
     """
-    try:
-        return _plain(value)
-    except (TypeError, ValueError):
-        return _normalize(value, _path)
-
-
-def _plain(value: Any) -> Any:
-    t = type(value)
-    if t is str or t is int or t is bool or value is None:
-        return value
-    if t is float:
-        if not math.isfinite(value):
-            raise ValueError
-        return value
-    if t is dict:
-        out = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                raise TypeError
-            out[key] = _plain(item)
-        return out
-    if t is list or t is tuple:
-        return [_plain(item) for item in value]
-    return _normalize(value, "$")
+    return _normalize(value, _path)
 
 
 def _normalize(value: Any, _path: str) -> Any:

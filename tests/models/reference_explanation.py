@@ -19,28 +19,6 @@ import pandas as pd
 from features.builder import FeatureBuilder
 from features.common import WEEKDAYS
 
-_CARGO_LABELS = {
-    "office_id": "customs office",
-    "process_type": "process type",
-    "import_type": "import type",
-    "import_use": "import use",
-    "payment_type": "payment type",
-    "transport_mode": "transport mode",
-    "origin_indicator": "origin indicator",
-    "tax_type": "tax type",
-    "country_of_departure": "country of departure",
-    "hs_chapter": "HS chapter",
-}
-_PASSENGER_LABELS = {
-    "carrier": "carrier",
-    "origin_airport": "origin airport",
-    "transit_airport": "first transit airport",
-    "ticket_type": "ticket type",
-    "payment_method": "payment method",
-    "travel_class": "travel class",
-    "document_type": "document type",
-}
-
 
 def _missing(value: object) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
@@ -143,7 +121,7 @@ def _cargo(builder: FeatureBuilder, name: str, row: Mapping[str, Any], value: fl
     if name in builder.categoricals:
         raw = raw_category(builder, name, row)
         known = raw in builder.vocabularies[name].categories
-        return f"{_CARGO_LABELS[name]} {raw}" + ("" if known else " (rare or unseen in training)")
+        return f"{builder.category_label(name)} {raw}" + ("" if known else " (rare or unseen in training)")
     return describe_history(builder, name, row)
 
 
@@ -185,7 +163,7 @@ def _passenger(builder: FeatureBuilder, name: str, row: Mapping[str, Any], value
         )
         if name == "payment_method":
             text = f"paid by {raw}"
-        return (text or f"{_PASSENGER_LABELS[name]} {raw}") + (
+        return (text or f"{builder.category_label(name)} {raw}") + (
             "" if known else " (rare or unseen in training)"
         )
     return describe_history(builder, name, row)

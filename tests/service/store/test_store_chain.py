@@ -208,30 +208,25 @@ def test_the_envelope_built_from_canonical_public_bytes_is_the_canonical_envelop
         "personal_digest": digest,
         "prev_hash": prev_hash,
     }
+
+    def built() -> bytes:
+        return envelope_json(
+            seq=seq,
+            record_type=record_type,
+            record_id=record_id,
+            created_at=created_at,
+            public_json=canonical_json(public),
+            personal_digest=digest,
+            prev_hash=prev_hash,
+        )
+
     try:
         want = canonical_json(envelope)
     except ValueError:  # lone surrogates: refused both ways
         with pytest.raises(ValueError):
-            envelope_json(
-                seq=seq,
-                record_type=record_type,
-                record_id=record_id,
-                created_at=created_at,
-                public_json=canonical_json(public),
-                personal_digest=digest,
-                prev_hash=prev_hash,
-            )
+            built()
         return
-    got = envelope_json(
-        seq=seq,
-        record_type=record_type,
-        record_id=record_id,
-        created_at=created_at,
-        public_json=canonical_json(public),
-        personal_digest=digest,
-        prev_hash=prev_hash,
-    )
-    assert got == want
+    assert built() == want
 
 
 # --------------------------------------------------------------------------- chain on a database
