@@ -251,7 +251,8 @@ class _SqliteWriterLock:
             self.mutex.release()
 
 
-_writer_locks: dict[str, _SqliteWriterLock] = {}
+_writer_locks: dict[str, _SqliteWriterLock] = {}  # by the lock file's resolved path: one per file
+_writer_lock_of: dict[str, _SqliteWriterLock] = {}  # by the URL's database as written (no syscall)
 _writer_locks_mutex = threading.Lock()
 
 
@@ -260,11 +261,14 @@ def _sqlite_writer_lock(engine: Engine) -> _SqliteWriterLock | None:
     database = engine.url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
+    if (lock := _writer_lock_of.get(database)) is not None:
+        return lock
     path = str(Path(database).resolve()) + "-writer.lock"
     with _writer_locks_mutex:
         lock = _writer_locks.get(path)
         if lock is None:
             lock = _writer_locks[path] = _SqliteWriterLock(path)
+        _writer_lock_of[database] = lock
         return lock
 
 
