@@ -201,6 +201,25 @@ def fresh_log(data_dir: Path) -> None:
         (data_dir / f"audit.db{suffix}").unlink(missing_ok=True)
 
 
+def _measure(
+    app: str,
+    data_dir: Path,
+    bodies: list[dict[str, Any]],
+    headers: dict[str, str],
+    *,
+    workers: int,
+    clients: int,
+    warm_up: int,
+    total: int,
+    max_seconds: float,
+) -> dict[str, Any]:
+    """Serve ``app``, warm it up (JIT, caches), then measure ``total`` requests (bounded in time)."""
+    with server(app, data_dir, workers=workers) as port:
+        reqs = _requests(port, bodies, headers)
+        run_load(port, reqs, clients=clients, total=warm_up, max_seconds=30)
+        return summary(run_load(port, reqs, clients=clients, total=total, max_seconds=max_seconds))
+
+
 def run(
     data_dir: Path,
     sequential: int = 3000,
@@ -214,39 +233,35 @@ def run(
     ``ceiling``, also the service with the decision taken out (``bench/ceiling_app.py``)."""
     fresh_log(data_dir)
     bodies = payloads(data_dir)
+    ours, usual = "service.main:app", "bench.usual_app:app"
     headers = {"Authorization": f"Bearer {officer_key(data_dir)}"}
-    results: dict[str, Any] = {}
-    with server("service.main:app", data_dir, workers=1) as port:
-        reqs = _requests(port, bodies, headers)
-        run_load(port, reqs, clients=1, total=300, max_seconds=30)  # warm-up (JIT, caches)
-        results["ours_1w_sequential"] = summary(
-            run_load(port, reqs, clients=1, total=sequential, max_seconds=90)
-        )
-    with server("bench.usual_app:app", data_dir, workers=1) as port:
-        reqs = _requests(port, bodies, {})
-        run_load(port, reqs, clients=1, total=50, max_seconds=30)
-        results["usual_1w_sequential"] = summary(
-            run_load(port, reqs, clients=1, total=usual_sequential, max_seconds=60)
-        )
-    with server("service.main:app", data_dir, workers=2) as port:
-        reqs = _requests(port, bodies, headers)
-        run_load(port, reqs, clients=clients, total=600, max_seconds=30)
-        results["ours_2w_16c"] = summary(
-            run_load(port, reqs, clients=clients, total=concurrent, max_seconds=90)
-        )
-    with server("bench.usual_app:app", data_dir, workers=2) as port:
-        reqs = _requests(port, bodies, {})
-        run_load(port, reqs, clients=clients, total=100, max_seconds=30)
-        results["usual_2w_16c"] = summary(
-            run_load(port, reqs, clients=clients, total=usual_concurrent, max_seconds=60)
-        )
+    one = {"workers": 1, "clients": 1}
+    two = {"workers": 2, "clients": clients}
+    results: dict[str, Any] = {
+        "ours_1w_sequential": _measure(
+            ours, data_dir, bodies, headers, **one, warm_up=300, total=sequential, max_seconds=90
+        ),
+        "usual_1w_sequential": _measure(
+            usual, data_dir, bodies, {}, **one, warm_up=50, total=usual_sequential, max_seconds=60
+        ),
+        "ours_2w_16c": _measure(
+            ours, data_dir, bodies, headers, **two, warm_up=600, total=concurrent, max_seconds=90
+        ),
+        "usual_2w_16c": _measure(
+            usual, data_dir, bodies, {}, **two, warm_up=100, total=usual_concurrent, max_seconds=60
+        ),
+    }
     if ceiling:
-        with server("bench.ceiling_app:app", data_dir, workers=2) as port:
-            reqs = _requests(port, bodies, headers)
-            run_load(port, reqs, clients=clients, total=600, max_seconds=30)
-            results["ceiling_2w_16c"] = summary(
-                run_load(port, reqs, clients=clients, total=concurrent, max_seconds=60)
-            )
+        results["ceiling_2w_16c"] = _measure(
+            "bench.ceiling_app:app",
+            data_dir,
+            bodies,
+            headers,
+            **two,
+            warm_up=600,
+            total=concurrent,
+            max_seconds=60,
+        )
     results["throughput_ratio_2w_16c"] = (
         results["ours_2w_16c"]["throughput_rps"] / results["usual_2w_16c"]["throughput_rps"]
     )

@@ -103,9 +103,15 @@ def check_model_text(text: str) -> None:
         raise ValueError("no 'end of trees' after the last tree")
 
 
-def load_bundle(folder: Path, expected_sha256: str | None = None) -> ModelBundle:
-    """Verify and load a bundle. ``expected_sha256`` (from the registry) pins the manifest itself."""
-    folder = Path(folder)
+def verify_bundle(folder: Path, expected_sha256: str | None = None) -> str:
+    """Check a bundle's files against its manifest (and the manifest against ``expected_sha256``)
+    without parsing them; returns the bundle's SHA-256. Raises :class:`BundleError` like
+    :func:`load_bundle`."""
+    return _verified_files(Path(folder), expected_sha256)[1]
+
+
+def _verified_files(folder: Path, expected_sha256: str | None) -> tuple[dict[str, bytes], str]:
+    """The payload files' bytes, each checked against the manifest, and the manifest's SHA-256."""
     manifest_path = folder / MANIFEST_FILE
     if not manifest_path.is_file():
         raise BundleError(f"{folder}: no {MANIFEST_FILE}; not a model bundle")
@@ -137,7 +143,13 @@ def load_bundle(folder: Path, expected_sha256: str | None = None) -> ModelBundle
                 f"{folder}/{name}: SHA-256 mismatch (manifest {want}, file {got}); load refused"
             )
         data[name] = blob
+    return data, bundle_sha
 
+
+def load_bundle(folder: Path, expected_sha256: str | None = None) -> ModelBundle:
+    """Verify and load a bundle. ``expected_sha256`` (from the registry) pins the manifest itself."""
+    folder = Path(folder)
+    data, bundle_sha = _verified_files(folder, expected_sha256)
     try:
         text = data[MODEL_FILE].decode()
         check_model_text(text)

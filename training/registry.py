@@ -29,7 +29,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from borderrisk.settings import MODEL_NAMES, Settings
-from models.bundle import BundleError, ModelBundle, load_bundle
+from models.bundle import BundleError, ModelBundle, load_bundle, verify_bundle
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -180,7 +180,7 @@ def _publish(verified: Path, target: Path, sha256: str) -> None:
     except OSError:
         pass  # already published (by an earlier run or another worker)
     try:
-        load_bundle(target, expected_sha256=sha256)
+        verify_bundle(target, expected_sha256=sha256)  # the files' hashes: no need to parse them again
         return
     except (BundleError, OSError):
         pass

@@ -197,15 +197,6 @@ def record_hash(
     )
 
 
-def _canonical_str(value: str) -> bytes:
-    if type(value) is not str:
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    try:
-        return json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise ValueError(f"string is not valid Unicode: {err}") from err
-
-
 def envelope_json(
     *,
     seq: int,
@@ -228,17 +219,17 @@ def envelope_json(
     return b"".join(
         (
             b'{"created_at":',
-            _canonical_str(ts),
+            canonical_json(ts),
             b',"personal_digest":',
-            _canonical_str(personal_digest),
+            canonical_json(personal_digest),
             b',"prev_hash":',
-            _canonical_str(prev_hash),
+            canonical_json(prev_hash),
             b',"public":',
             public_json,
             b',"record_id":',
-            _canonical_str(record_id),
+            canonical_json(record_id),
             b',"record_type":',
-            _canonical_str(record_type),
+            canonical_json(record_type),
             b',"seq":',
             str(int(seq)).encode(),
             b',"v":',

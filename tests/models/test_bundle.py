@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.bundle import MODEL_FILE, STATE_FILE, BundleError, load_bundle
+from models.bundle import MODEL_FILE, STATE_FILE, BundleError, load_bundle, verify_bundle
 
 
 @pytest.fixture
@@ -43,10 +43,12 @@ def test_same_bundle_same_hash(tmp_path, cargo_trained):
 
 def test_altered_model_file_is_refused_with_its_name(saved):
     folder, sha = saved
+    assert verify_bundle(folder, expected_sha256=sha) == sha  # intact: checked without parsing
     text = (folder / MODEL_FILE).read_text()
     (folder / MODEL_FILE).write_text(text.replace("leaf_value=", "leaf_value=1", 1))
-    with pytest.raises(BundleError, match=r"model\.txt: SHA-256 mismatch"):
-        load_bundle(folder, expected_sha256=sha)
+    for check in (load_bundle, verify_bundle):
+        with pytest.raises(BundleError, match=r"model\.txt: SHA-256 mismatch"):
+            check(folder, expected_sha256=sha)
 
 
 def test_manifest_not_matching_the_registry_is_refused(saved):
