@@ -6,7 +6,8 @@ answer of the real size — but the decision (features, explanation, decision lo
 per domain and then answered from memory. What this serves per second bounds what any decision
 path can reach on this stack and machine. Never a way to run the service: benchmarks only.
 
-Run as ``uvicorn bench.ceiling_app:app``; it reads the same ``BORDERRISK_*`` settings as the service.
+Run as ``python -m bench.serve bench.ceiling_app:app``; it reads the same ``BORDERRISK_*`` settings
+as the service.
 """
 
 from __future__ import annotations

@@ -80,8 +80,16 @@ async def _client(
             payload = requests[i % len(requests)]
             i += 1
             start = time.perf_counter()
-            writer.write(payload)
-            status = await _read_response(reader)
+            try:
+                writer.write(payload)
+                status = await _read_response(reader)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                # the server closed the connection (after an error, or a worker gone): counted as a
+                # failure with status 0, and the client goes on with a new connection
+                result.statuses[0] = result.statuses.get(0, 0) + 1
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                continue
             result.latencies_ms.append((time.perf_counter() - start) * 1000)
             result.statuses[status] = result.statuses.get(status, 0) + 1
     finally:

@@ -9,13 +9,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.loadgen import LoadResult, encode_post, run_load
+from service.server import connections_per_worker, listening_sockets
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -78,25 +81,17 @@ def officer_key(data_dir: Path) -> str:
     return key
 
 
+class Served(NamedTuple):
+    port: int
+    pid: int  # the server's main process (the supervisor, with several workers)
+
+
 @contextmanager
-def server(app: str, data_dir: Path, workers: int):
+def server(app: str, data_dir: Path, workers: int) -> Iterator[Served]:
+    """``app`` served as ``borderrisk serve`` serves (``bench/serve.py``), once every worker listens."""
     port = free_port()
     proc = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "uvicorn",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
+        [PYTHON, "-m", "bench.serve", app, "--port", str(port), "--workers", str(workers)],
         env=bench_env(data_dir),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -109,13 +104,14 @@ def server(app: str, data_dir: Path, workers: int):
         while time.time() < deadline:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
-                    if r.status == 200:
+                    if r.status == 200 and listening_sockets(port) >= workers:
                         break
             except OSError:
-                time.sleep(0.5)
+                pass
+            time.sleep(0.2)
         else:
             raise RuntimeError(f"{app} did not become ready")
-        yield port
+        yield Served(port, proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -213,11 +209,20 @@ def _measure(
     total: int,
     max_seconds: float,
 ) -> dict[str, Any]:
-    """Serve ``app``, warm it up (JIT, caches), then measure ``total`` requests (bounded in time)."""
-    with server(app, data_dir, workers=workers) as port:
-        reqs = _requests(port, bodies, headers)
-        run_load(port, reqs, clients=clients, total=warm_up, max_seconds=30)
-        return summary(run_load(port, reqs, clients=clients, total=total, max_seconds=max_seconds))
+    """Serve ``app``, warm it up (JIT, caches), then measure ``total`` requests (bounded in time).
+    With several workers, also how many of the clients' connections each worker held."""
+    with server(app, data_dir, workers=workers) as served:
+        reqs = _requests(served.port, bodies, headers)
+        run_load(served.port, reqs, clients=clients, total=warm_up, max_seconds=30)
+        held: dict[int, int] = {}
+        sampler = threading.Timer(0.5, lambda: held.update(connections_per_worker(served.pid, served.port)))
+        if workers > 1:
+            sampler.start()
+        result = summary(run_load(served.port, reqs, clients=clients, total=total, max_seconds=max_seconds))
+        if workers > 1:
+            sampler.join()
+            result["connections_per_worker"] = sorted(held.values(), reverse=True)
+        return result
 
 
 def run(

@@ -1,7 +1,8 @@
 """The usual way, as a peer for the request-path benchmark: dict → 1-row DataFrame → shap.TreeExplainer.
 
 Same registered model, same features, no authentication and no decision log (both favour the peer).
-Run as ``uvicorn bench.usual_app:app``; it reads the same ``BORDERRISK_*`` settings as the service.
+Run as ``python -m bench.serve bench.usual_app:app``; it reads the same ``BORDERRISK_*`` settings
+as the service.
 """
 
 from __future__ import annotations

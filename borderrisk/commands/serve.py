@@ -14,16 +14,17 @@ from borderrisk.settings import Settings, get_settings
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address (default BORDERRISK_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default BORDERRISK_PORT)")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="worker processes, each with a listening socket of its own")
+    ] = 1,
 ) -> None:
-    """Start the scoring service (uvicorn)."""
-    import uvicorn
-
+    """Start the scoring service (uvicorn; several workers under a supervisor, see service.server)."""
     from borderrisk.logging import configure_logging
+    from service.server import serve as serve_app
 
     settings: Settings = get_settings()
     configure_logging(settings)
-    uvicorn.run(
+    serve_app(
         "service.main:app",
         host=host or settings.host,
         port=port or settings.port,

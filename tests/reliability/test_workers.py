@@ -7,12 +7,16 @@ reproduced deterministically by tests/training/test_registry.py."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+from service.server import connections_per_worker, listening_sockets, worker_pids
 from tests.reliability.conftest import Load, bearer, inspect_store, make_store_keys
 
 pytestmark = pytest.mark.reliability
@@ -65,3 +69,57 @@ def test_two_workers_both_load_the_models_and_log_into_one_chain(registry, serve
     report = inspect_store(url)
     report.assert_whole()
     assert {a.body["decision_id"] for a in load.answers} <= set(report.versions)
+
+
+# ----------------------------------------------------------------------------- the supervisor
+
+
+def _serving(server, workers: int, timeout: float = 60) -> set[int]:
+    """Wait until ``workers`` workers listen (each on its own socket); return their pids."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = worker_pids(server.pid)
+        if len(pids) == workers and listening_sockets(server.port) == workers:
+            return pids
+        assert time.monotonic() < deadline, f"workers {pids} not all listening; log:\n{server.tail()}"
+        time.sleep(0.1)
+
+
+def test_connections_are_spread_over_the_workers_and_a_dead_worker_is_replaced(
+    registry, servers, tmp_path, cargo_payloads
+):
+    """uvicorn's shared socket let one worker take 16 connections opened together (16:0 measured);
+    with a socket per worker the kernel spreads them (all on one: probability 2 × 2⁻¹⁶)."""
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    keys = make_store_keys(url)
+    registry.set_champion("cargo", "1")
+    server = servers(registry.data_dir, url, args=("--workers", "2"))
+    workers = _serving(server, 2)
+
+    clients = [httpx.Client(base_url=server.url, timeout=30) for _ in range(16)]
+    try:
+        for client, payload in zip(clients, cargo_payloads, strict=False):
+            r = client.post("/v1/cargo/score", json=payload, headers=bearer(keys["officer"]))
+            assert r.status_code == 200, r.text
+        held = connections_per_worker(server.pid, server.port)
+    finally:
+        for client in clients:
+            client.close()
+    assert sum(held.values()) == 16, held
+    assert all(count > 0 for count in held.values()), f"one worker holds every connection: {held}"
+
+    # A worker killed outright is replaced; the survivor keeps serving meanwhile.
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    replaced = _serving(server, 2)
+    assert victim not in replaced and len(replaced & workers) == 1
+    for payload in cargo_payloads[16:32]:
+        with httpx.Client(base_url=server.url, timeout=30) as fresh:
+            r = fresh.post("/v1/cargo/score", json=payload, headers=bearer(keys["officer"]))
+            assert r.status_code == 200, r.text
+
+    # SIGTERM to the supervisor alone stops every worker, and it exits cleanly.
+    os.kill(server.pid, signal.SIGTERM)
+    assert server.wait_exit(40) == 0, server.tail()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in replaced)
+    inspect_store(url).assert_whole()

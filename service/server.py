@@ -1,0 +1,200 @@
+"""Serving an ASGI app with several worker processes, each listening on a socket of its own.
+
+uvicorn's ``--workers N`` binds one socket in the parent and shares it: every worker waits on the
+same accept queue, and whichever wakes first takes *all* the connections pending (an event loop
+accepts in a loop until the queue is empty). Clients that open their keep-alive connections
+together — a gateway's pool, a load generator, the terminals of a shift coming on duty — then land
+mostly on one worker: 16 connections were split 16:0, 15:1 or 12:4 between two workers (measured with
+``ss``), so one core did the work of two and throughput swung by 2× from one run to the next.
+
+Here each worker binds its own socket to the same address with ``SO_REUSEPORT``, and the kernel
+spreads new connections over the listening sockets by a hash of their addresses. A worker's socket
+starts listening only once its app has started (uvicorn listens after the lifespan), so a worker
+still loading its models receives nothing. The parent only supervises: it replaces a worker that
+dies, and passes SIGTERM / SIGINT on for a graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+
+log = structlog.get_logger(__name__)
+
+#: Seconds a worker has to finish its in-flight requests after SIGTERM before it is killed.
+SHUTDOWN_GRACE_S = 30.0
+
+__all__ = ["SHUTDOWN_GRACE_S", "connections_per_worker", "listening_sockets", "serve", "worker_pids"]
+
+
+def _tcp_table(state: str, port: int) -> list[list[str]]:
+    """Rows of ``/proc/net/tcp{,6}`` in ``state`` (hex code) whose local port is ``port``."""
+    rows = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                rows.append(fields)
+    return rows
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on TCP ``port`` on this host (Linux ``/proc/net``): with several
+    workers, each has its own once its app has started, so this says how many are serving."""
+    return len(_tcp_table("0A", port))
+
+
+def worker_pids(supervisor: int) -> set[int]:
+    """The worker processes of the supervisor ``supervisor`` (Linux ``/proc``)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == supervisor and b"spawn_main" in cmdline:
+            pids.add(int(entry.name))
+    return pids
+
+
+def connections_per_worker(supervisor: int, port: int) -> dict[int, int]:
+    """Established client connections to ``port`` that each worker holds — how evenly the kernel
+    spread them (for tests and the benchmark; Linux ``/proc``)."""
+    established = {int(fields[9]) for fields in _tcp_table("01", port)}  # 9: the socket's inode
+    held = {}
+    for pid in worker_pids(supervisor):
+        inodes = set()
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(int(target[8:-1]))
+        except OSError:
+            continue  # exited meanwhile
+        held[pid] = len(inodes & established)
+    return held
+
+
+def _address(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
+    family, _, _, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    return family, address
+
+
+def _bound_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    family, address = _address(host, port)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _claim_port(host: str, port: int) -> int:
+    """Fail now, with a message, if something already listens on the port (sockets that all set
+    ``SO_REUSEPORT`` would otherwise share it silently with another server); return the port (the
+    one the system chose, for port 0)."""
+    try:
+        probe = _bound_socket(host, port, reuse_port=False)
+    except OSError as err:
+        raise SystemExit(f"cannot serve on {host}:{port}: {err.strerror or err}") from None
+    with probe:
+        return int(probe.getsockname()[1])
+
+
+def _worker(app: str, host: str, port: int, options: dict[str, Any]) -> None:
+    """One worker process: its own socket (bound, not yet listening), then the uvicorn server."""
+    try:
+        sock = _bound_socket(host, port, reuse_port=True)
+    except OSError as err:  # taken since the supervisor checked it: restarting would not help
+        log.error("worker_cannot_bind", host=host, port=port, error=str(err))
+        sys.exit(STARTUP_FAILURE)
+    uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
+
+
+class _Supervisor:
+    def __init__(self, app: str, host: str, port: int, workers: int, options: dict[str, Any]) -> None:
+        self.args = (app, host, port, options)
+        self.count = workers
+        self.context = multiprocessing.get_context("spawn")
+        self.stop = threading.Event()
+        self.processes: list[BaseProcess] = []
+
+    def _start(self) -> BaseProcess:
+        process = self.context.Process(target=_worker, args=self.args, name="borderrisk-worker")
+        process.start()
+        log.info("worker_started", pid=process.pid)
+        return process
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.stop.set()
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        self.processes = [self._start() for _ in range(self.count)]
+        status = 0
+        while not self.stop.wait(0.5):
+            for i, process in enumerate(self.processes):
+                if process.is_alive():
+                    continue
+                if process.exitcode == STARTUP_FAILURE:  # the app cannot start: it would again
+                    log.error("worker_failed_to_start", pid=process.pid)
+                    self.stop.set()
+                    status = 1
+                    break
+                log.warning("worker_died", pid=process.pid, exitcode=process.exitcode)
+                self.processes[i] = self._start()
+        self._shutdown()
+        return status
+
+    def _shutdown(self) -> None:
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: uvicorn finishes in-flight requests, then exits
+        for process in self.processes:
+            process.join(SHUTDOWN_GRACE_S)
+            if process.is_alive():
+                log.warning("worker_killed", pid=process.pid)
+                process.kill()
+                process.join()
+
+
+def serve(app: str, *, host: str, port: int, workers: int = 1, **options: Any) -> None:
+    """Serve ``app`` (an import string) on ``host:port``: in this process for one worker, else under
+    a supervisor with one socket per worker. ``options`` are :class:`uvicorn.Config` settings."""
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, **options)
+        return
+    port = _claim_port(host, port)
+    log.info("serving", host=host, port=port, workers=workers)
+    sys.exit(_Supervisor(app, host, port, workers, options).run())
