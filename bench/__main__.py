@@ -24,7 +24,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ import numpy as np
 
 from bench import request_path
 from bench.loadgen import encode_post, run_load
-from service.server import connections_per_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Clients of the batch-endpoint run: the kernel spreads connections over the two workers at random,
@@ -154,21 +152,19 @@ def batch(data_dir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     bodies = request_path.payloads(data_dir, 1000)
     headers = {"Authorization": f"Bearer {request_path.officer_key(data_dir)}"}
-    with request_path.server("service.main:app", data_dir, workers=2) as (port, pid):
+    with request_path.server("service.main:app", data_dir, workers=2) as served:
         body = json.dumps({"declarations": bodies}).encode()
-        reqs = [encode_post("/v1/cargo/score/batch", body, headers, port)]
-        run_load(port, reqs, clients=BATCH_CLIENTS, total=BATCH_CLIENTS, max_seconds=60)
-        held: dict[int, int] = {}
-        sampler = threading.Timer(1.0, lambda: held.update(connections_per_worker(pid, port)))
-        sampler.start()
-        result = run_load(port, reqs, clients=BATCH_CLIENTS, total=40, max_seconds=60)
-        sampler.join()
+        reqs = [encode_post("/v1/cargo/score/batch", body, headers, served.port)]
+        run_load(served.port, reqs, clients=BATCH_CLIENTS, total=BATCH_CLIENTS, max_seconds=60)
+        result, split = request_path.load_and_split(
+            served, reqs, clients=BATCH_CLIENTS, total=40, max_seconds=60
+        )
         out["endpoint"] = {
             "requests": result.count,
             "failures": result.failures,
             "rows_per_s": result.throughput * 1000,
             "p50_ms": result.p(50),
-            "connections_per_worker": sorted(held.values(), reverse=True),
+            "connections_per_worker": split,
         }
     env = request_path.bench_env(data_dir)
     cli = [sys.executable, "-m", "borderrisk.cli"]

@@ -197,6 +197,19 @@ def fresh_log(data_dir: Path) -> None:
         (data_dir / f"audit.db{suffix}").unlink(missing_ok=True)
 
 
+def load_and_split(
+    served: Served, reqs: list[bytes], *, clients: int, total: int, max_seconds: float
+) -> tuple[LoadResult, list[int]]:
+    """:func:`run_load` against a multi-worker server, and how many of the clients' connections
+    each worker held (sampled a moment into the run; largest first)."""
+    held: dict[int, int] = {}
+    sampler = threading.Timer(0.5, lambda: held.update(connections_per_worker(served.pid, served.port)))
+    sampler.start()
+    result = run_load(served.port, reqs, clients=clients, total=total, max_seconds=max_seconds)
+    sampler.join()
+    return result, sorted(held.values(), reverse=True)
+
+
 def _measure(
     app: str,
     data_dir: Path,
@@ -214,14 +227,11 @@ def _measure(
     with server(app, data_dir, workers=workers) as served:
         reqs = _requests(served.port, bodies, headers)
         run_load(served.port, reqs, clients=clients, total=warm_up, max_seconds=30)
-        held: dict[int, int] = {}
-        sampler = threading.Timer(0.5, lambda: held.update(connections_per_worker(served.pid, served.port)))
-        if workers > 1:
-            sampler.start()
-        result = summary(run_load(served.port, reqs, clients=clients, total=total, max_seconds=max_seconds))
-        if workers > 1:
-            sampler.join()
-            result["connections_per_worker"] = sorted(held.values(), reverse=True)
+        if workers == 1:
+            return summary(run_load(served.port, reqs, clients=clients, total=total, max_seconds=max_seconds))
+        load, split = load_and_split(served, reqs, clients=clients, total=total, max_seconds=max_seconds)
+        result = summary(load)
+        result["connections_per_worker"] = split
         return result
 
 
