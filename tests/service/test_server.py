@@ -4,6 +4,8 @@ by tests/reliability/test_workers.py."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -47,3 +49,14 @@ def test_workers_sockets_share_a_port_and_count_only_once_listening():
 def test_serve_needs_a_worker():
     with pytest.raises(ValueError, match="at least 1"):
         serve("service.main:app", host="127.0.0.1", port=0, workers=0)
+
+
+def test_supervisor_stops_when_the_app_cannot_start():
+    """Workers that cannot start would fail the same way again: the supervisor exits 1 instead of
+    replacing them for ever."""
+    code = (
+        "from service.server import serve; serve('no_such_module:app', host='127.0.0.1', port=0, workers=2)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "worker_failed_to_start" in done.stdout + done.stderr
