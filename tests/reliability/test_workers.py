@@ -34,6 +34,14 @@ def _events(log: str, name: str) -> list[dict]:
     return out
 
 
+def _score_on_fresh_connections(server, payloads: list[dict], key: str) -> None:
+    """Each payload scored on a connection of its own (so each may reach another worker): all 200."""
+    for payload in payloads:
+        with httpx.Client(base_url=server.url, timeout=30) as fresh:
+            r = fresh.post("/v1/cargo/score", json=payload, headers=bearer(key))
+            assert r.status_code == 200, r.text
+
+
 def test_two_workers_both_load_the_models_and_log_into_one_chain(registry, servers, tmp_path, cargo_payloads):
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     keys = make_store_keys(url)
@@ -53,10 +61,7 @@ def test_two_workers_both_load_the_models_and_log_into_one_chain(registry, serve
     assert sorted(e["domain"] for e in loaded) == ["cargo", "cargo", "passenger", "passenger"]
 
     # Fresh connections are spread over the workers by the kernel: all of them answer.
-    for payload in cargo_payloads[:20]:
-        with httpx.Client(base_url=server.url, timeout=30) as fresh:
-            r = fresh.post("/v1/cargo/score", json=payload, headers=bearer(keys["officer"]))
-            assert r.status_code == 200, r.text
+    _score_on_fresh_connections(server, cargo_payloads[:20], keys["officer"])
 
     # Concurrent clients on both workers append into one unbroken, gap-free chain.
     load = Load(
@@ -113,10 +118,7 @@ def test_connections_are_spread_over_the_workers_and_a_dead_worker_is_replaced(
     os.kill(victim, signal.SIGKILL)
     replaced = _serving(server, 2)
     assert victim not in replaced and len(replaced & workers) == 1
-    for payload in cargo_payloads[16:32]:
-        with httpx.Client(base_url=server.url, timeout=30) as fresh:
-            r = fresh.post("/v1/cargo/score", json=payload, headers=bearer(keys["officer"]))
-            assert r.status_code == 200, r.text
+    _score_on_fresh_connections(server, cargo_payloads[16:32], keys["officer"])
 
     # SIGTERM to the supervisor alone stops every worker, and it exits cleanly.
     os.kill(server.pid, signal.SIGTERM)
