@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from features.builder import DIRECTION, columns_of_record
+from features.builder import DIRECTION, BatchContext, columns_of_record
 from models.bundle import ModelBundle
 from models.explain import ContributionBackend, default_backend
 
@@ -146,10 +146,16 @@ class Scorer:
         return {"base_value": c[-1], "unit": "log-odds", "contributions": items}
 
     def explanations(
-        self, scored: ScoredColumns, records: Sequence[Mapping[str, Any]]
+        self, scored: ScoredColumns, records: Sequence[Mapping[str, Any]], worded: int | None = None
     ) -> list[dict[str, Any]]:
         """``[self.explanation(scored.contributions[i], records[i], x=scored.X[i]) for i …]``, for a
         batch of records scored together (the batch endpoint).
+
+        With ``worded``, a compact explanation: only the ``worded`` largest contributions carry their
+        label, value and reason (the same items, in the same order, as the full explanation's first
+        ``worded``); every other feature's exact contribution follows, in the same order, under
+        ``remaining`` (names and numbers only). Nothing is left out of the numbers, and a batch of
+        thousands of rows is not made to word fifty features a row that nobody reads.
 
         The batch is sorted in one call, and each feature is worded for all records at once from
         columns gathered once (an entity's history text once per entity, a category's once per value).
@@ -158,9 +164,11 @@ class Scorer:
             return []
         assert scored.contributions is not None
         contrib = scored.contributions
-        order = np.argsort(-np.abs(contrib[:, :-1]), axis=1, kind="stable").tolist()
+        order = np.argsort(-np.abs(contrib[:, :-1]), axis=1, kind="stable")
+        ctx = self.builder.batch_context(records_to_columns(records))
+        if worded is not None:
+            return self._compact_explanations(scored, ctx, order, worded)
         builder = self.builder
-        ctx = builder.batch_context(records_to_columns(records))
         by_feature = scored.X.T.tolist()
         raises = (contrib[:, :-1] > 0).T.tolist()
         values = zip(*(builder.display_values(j, xs, ctx) for j, xs in enumerate(by_feature)), strict=True)
@@ -173,13 +181,83 @@ class Scorer:
         )
         names, labels = builder.feature_names, self.labels
         out = []
-        for c, features, v, r in zip(contrib.tolist(), order, values, reasons, strict=True):
+        for c, features, v, r in zip(contrib.tolist(), order.tolist(), values, reasons, strict=True):
             items = [
                 {"feature": names[j], "label": labels[j], "value": v[j], "contribution": c[j], "reason": r[j]}
                 for j in features
             ]
             out.append({"base_value": c[-1], "unit": "log-odds", "contributions": items})
         return out
+
+    def _compact_explanations(
+        self, scored: ScoredColumns, ctx: BatchContext, order: np.ndarray, worded: int
+    ) -> list[dict[str, Any]]:
+        assert scored.contributions is not None
+        k = max(0, min(worded, order.shape[1]))
+        values, reasons = self._word_ranks(scored, ctx, order[:, :k], with_values=True)
+        names, labels = self.builder.feature_names, self.labels
+        out = []
+        for i, (c, features) in enumerate(zip(scored.contributions.tolist(), order.tolist(), strict=True)):
+            items = [
+                {
+                    "feature": names[j],
+                    "label": labels[j],
+                    "value": values[rank][i],
+                    "contribution": c[j],
+                    "reason": reasons[rank][i],
+                }
+                for rank, j in enumerate(features[:k])
+            ]
+            rest = features[k:]
+            out.append(
+                {
+                    "base_value": c[-1],
+                    "unit": "log-odds",
+                    "contributions": items,
+                    "remaining": {
+                        "features": [names[j] for j in rest],
+                        "contributions": [c[j] for j in rest],
+                    },
+                }
+            )
+        return out
+
+    def _word_ranks(
+        self, scored: ScoredColumns, ctx: BatchContext, top: np.ndarray, *, with_values: bool
+    ) -> tuple[list[list[Any]], list[list[str | None]]]:
+        """For ``top`` (row × rank → feature), the display value and the reason at every rank of every
+        row, as columns over the rows (``[rank][row]``; None where ``top`` has no rank for a row).
+
+        The rows are grouped by feature, so each feature is worded for all the rows whose ``top`` it is
+        in, from columns gathered once."""
+        assert scored.contributions is not None
+        contrib = scored.contributions[:, :-1]
+        n, k = top.shape
+        values: list[list[Any]] = [[None] * n for _ in range(k if with_values else 0)]
+        reasons: list[list[str | None]] = [[None] * n for _ in range(k)]
+        if not top.size:
+            return values, reasons
+        flat = top.ravel()
+        by_feature = np.argsort(flat, kind="stable")
+        bounds = np.searchsorted(flat[by_feature], np.arange(contrib.shape[1] + 1)).tolist()
+        builder = self.builder
+        for j in range(contrib.shape[1]):
+            positions = by_feature[bounds[j] : bounds[j + 1]]
+            if not len(positions):
+                continue
+            rows, ranks = np.divmod(positions, k)
+            row_list, rank_list = rows.tolist(), ranks.tolist()
+            xs, raises = scored.X[rows, j].tolist(), (contrib[rows, j] > 0).tolist()
+            for r, rank, reason in zip(
+                row_list, rank_list, builder.feature_reasons(j, xs, raises, ctx, row_list), strict=True
+            ):
+                reasons[rank][r] = reason
+            if with_values:
+                for r, rank, value in zip(
+                    row_list, rank_list, builder.display_values(j, xs, ctx, row_list), strict=True
+                ):
+                    values[rank][r] = value
+        return values, reasons
 
     def top_reasons(
         self, contrib: np.ndarray, row: Mapping[str, Any], x: np.ndarray, k: int = 3
@@ -196,32 +274,17 @@ class Scorer:
         """Column ``r`` holds, for every row, the reason of its ``r``-th largest contribution (None
         when the model has fewer than ``r + 1`` features): ``top_reasons`` of each row, for a batch.
 
-        ``cols`` are the columns the batch was scored on (prepared columns are reused). The rows are
-        grouped by feature, so each feature is worded for all the rows whose top ``k`` it is in, from
-        columns gathered once.
+        ``cols`` are the columns the batch was scored on (prepared columns are reused).
         """
         assert scored.contributions is not None
         contrib = scored.contributions[:, :-1]
         n = len(contrib)
-        columns: list[list[str | None]] = [[None] * n for _ in range(k)]
         top = top_k_order(contrib, k)
+        columns: list[list[str | None]] = [[None] * n for _ in range(k)]
         if not top.size:
             return columns
-        ctx = self.builder.batch_context(cols)
-        flat = top.ravel()
-        by_feature = np.argsort(flat, kind="stable")
-        bounds = np.searchsorted(flat[by_feature], np.arange(contrib.shape[1] + 1)).tolist()
-        for j in range(contrib.shape[1]):
-            positions = by_feature[bounds[j] : bounds[j + 1]]
-            if not len(positions):
-                continue
-            rows, ranks = np.divmod(positions, top.shape[1])
-            row_list = rows.tolist()
-            values, raises = scored.X[rows, j].tolist(), (contrib[rows, j] > 0).tolist()
-            reasons = self.builder.feature_reasons(j, values, raises, ctx, row_list)
-            for r, rank, reason in zip(row_list, ranks.tolist(), reasons, strict=True):
-                columns[rank][r] = reason
-        return columns
+        _, reasons = self._word_ranks(scored, self.builder.batch_context(cols), top, with_values=False)
+        return reasons + columns[len(reasons) :]
 
 
 def top_k_order(contrib: np.ndarray, k: int) -> np.ndarray:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 import secrets
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import structlog
 from fastapi import HTTPException
 
@@ -25,6 +27,11 @@ from service.store import AuditStore, StoreUnavailable
 
 log = structlog.get_logger(__name__)
 _random = secrets.SystemRandom()
+
+#: Contributions a compact explanation words (label, value, reason); the rest are names and numbers.
+#: The oversight pages and the explanation for the person concerned show at most this many.
+COMPACT_WORDED = 12
+ExplanationForm = Literal["full", "compact"]
 
 
 def selection_for(channel: str, random_share: float) -> str:
@@ -45,7 +52,10 @@ def split_personal(domain: str, record: Mapping[str, Any]) -> tuple[dict[str, An
 
 def _finite_values(explanation: dict[str, Any]) -> dict[str, Any]:
     """Feature values JSON (and so the response and the chained log) can carry: a derived value that
-    is infinite — a declared value over a vanishingly small mass, say — is shown as text."""
+    is infinite — a declared value over a vanishingly small mass, say — is shown as text.
+
+    The values shown are the model row's (NaN already shown as None) or category texts, so only a
+    record whose model row holds an infinity needs this (``decide`` asks the row first)."""
     for item in explanation["contributions"]:
         value = item["value"]
         if isinstance(value, float) and not math.isfinite(value):
@@ -67,14 +77,21 @@ def decide(
     officer: str,
     records: Sequence[Mapping[str, Any]],
     random_share: float,
+    explanation: ExplanationForm = "full",
 ) -> list[dict[str, Any]]:
-    """Score, explain, select and log a batch of records (one record for the single endpoint)."""
+    """Score, explain, select and log a batch of records (one record for the single endpoint).
+
+    ``explanation`` is ``full`` (every contribution worded) or ``compact`` (the largest
+    :data:`COMPACT_WORDED` worded, every other one as a name and its exact number); the log holds
+    the explanation the caller receives."""
     if store is None:
         raise HTTPException(503, "the decision log is not available: no score is returned unlogged")
     one = len(records) == 1
     scored = scorer.score_columns(columns_of_record(records[0]) if one else records_to_columns(records))
     assert scored.contributions is not None
-    if one:
+    if explanation == "compact":
+        explanations = scorer.explanations(scored, records, worded=COMPACT_WORDED)
+    elif one:
         explanations = [scorer.explanation(scored.contributions[0], records[0], x=scored.X[0])]
     else:
         explanations = scorer.explanations(scored, records)
@@ -83,10 +100,11 @@ def decide(
     model = scorer.model_info
     decisions: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
+    infinite = np.isinf(scored.X).any(axis=1).tolist()
     for i, record in enumerate(records):
         channel = scored.channel[i]
         selection = selection_for(channel, random_share)
-        explanation = _finite_values(explanations[i])
+        explained = _finite_values(explanations[i]) if infinite[i] else explanations[i]
         public, personal = split_personal(domain, _jsonable(record))
         decision_id = str(uuid.uuid4())
         score = float(scored.score[i])
@@ -103,7 +121,7 @@ def decide(
                 "channel": channel,
                 "selection": selection,
                 "thresholds": thresholds,
-                "explanation": explanation,
+                "explanation": explained,
             }
         )
         decisions.append(
@@ -116,7 +134,7 @@ def decide(
                 "selection": selection,
                 "inspect": selection != "none",
                 "thresholds": {"yellow": thresholds["yellow_score"], "red": thresholds["red_score"]},
-                "explanation": explanation,
+                "explanation": explained,
             }
         )
     try:
@@ -127,7 +145,9 @@ def decide(
         raise HTTPException(
             503, "the decision log cannot be written; no score is returned unlogged"
         ) from None
+    scores = metrics.SCORES.labels(domain)
     for d in decisions:
-        metrics.SCORES.labels(domain).observe(float(d["score"]))
-        metrics.DECISIONS.labels(domain, d["channel"], d["selection"]).inc()
+        scores.observe(d["score"])
+    for (channel, selection), n in Counter((d["channel"], d["selection"]) for d in decisions).items():
+        metrics.DECISIONS.labels(domain, channel, selection).inc(n)
     return decisions

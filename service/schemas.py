@@ -23,10 +23,25 @@ class Contribution(BaseModel):
     reason: str = Field(description="the contribution in plain language")
 
 
+class Remaining(BaseModel):
+    """A compact explanation's unworded contributions: exact numbers, by feature name."""
+
+    features: list[str] = Field(description="model feature names, continuing the sorted order")
+    contributions: list[float] = Field(description="their SHAP values, in the same order")
+
+
 class Explanation(BaseModel):
     base_value: float = Field(description="expected log-odds before any feature is known")
     unit: Literal["log-odds"] = "log-odds"
     contributions: list[Contribution] = Field(description="sorted by absolute contribution")
+    remaining: Remaining | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,  # a full explanation has no such key, in the log as here
+        description=(
+            "compact explanations only (batch `explanation=compact`): every feature not worded above, "
+            "by name and exact contribution; base value plus all contributions is the log-odds"
+        ),
+    )
 
 
 class ScoreResponse(BaseModel):

@@ -28,9 +28,22 @@ def strength(contribution: float) -> str:
 
 
 def margin_of(explanation: dict[str, Any]) -> float:
-    return float(explanation["base_value"]) + sum(
-        float(c["contribution"]) for c in explanation["contributions"]
-    )
+    """Base value plus every contribution: the worded ones and a compact explanation's remaining."""
+    return float(explanation["base_value"]) + sum(c for _, c in contribution_pairs(explanation))
+
+
+def contribution_pairs(explanation: dict[str, Any]) -> list[tuple[str, float]]:
+    """(what it is, contribution) for every feature, largest first: a worded one as ``label = value``,
+    one a compact explanation left unworded by its feature name."""
+    pairs = [
+        (f"{c['label']} = {_short(c['value'])}", float(c["contribution"]))
+        for c in explanation["contributions"]
+    ]
+    remaining = explanation.get("remaining") or {"features": [], "contributions": []}
+    pairs += [
+        (str(f), float(c)) for f, c in zip(remaining["features"], remaining["contributions"], strict=True)
+    ]
+    return pairs
 
 
 def reasons(explanation: dict[str, Any], k: int = 5, min_abs: float = 0.05) -> list[dict[str, Any]]:
@@ -104,10 +117,7 @@ def decision_view(decision: dict[str, Any], top: int = 12) -> dict[str, Any]:
     explanation = decision["explanation"]
     domain = decision["domain"]
     margin = margin_of(explanation)
-    steps = [
-        Step(f"{c['label']} = {_short(c['value'])}", float(c["contribution"]))
-        for c in explanation["contributions"]
-    ]
+    steps = [Step(what, contribution) for what, contribution in contribution_pairs(explanation)]
     t = decision["thresholds"]
     inputs = [{"field": k, "value": v, "personal": False} for k, v in decision["input_public"].items()]
     if decision.get("input_personal"):

@@ -188,3 +188,32 @@ def test_remembered_words_do_not_mix_values_that_are_equal_but_read_differently(
     for i in range(REMEMBERED + 10):  # bounded: it starts afresh
         reason.words(str(i))
     assert len(reason._memory) <= REMEMBERED
+
+
+@pytest.mark.parametrize("domain", ["cargo", "passenger"])
+@pytest.mark.parametrize("worded", [0, 5, 12, 500])
+def test_a_compact_explanation_is_the_full_one_with_only_the_largest_worded(domain, worded, request):
+    """The batch endpoint's ``explanation=compact``: the first ``worded`` items of the full explanation
+    as they are, and every other feature's exact contribution by name, in the same order."""
+    from models.scoring import records_to_columns
+    from tests.models import reference_explanation as ref
+
+    trained = request.getfixturevalue(f"{domain}_trained")
+    scorer = _scorer(trained)
+    records = _records(trained, domain, 80)
+    scored = scorer.score_columns(records_to_columns(records))
+    full = scorer.explanations(scored, records)
+    compact = scorer.explanations(scored, records, worded=worded)
+    n_features = len(scorer.builder.feature_names)
+    for f, c, contrib in zip(full, compact, scored.contributions, strict=True):
+        k = min(worded, n_features)
+        assert ref.same(c["contributions"], f["contributions"][:k])
+        rest = f["contributions"][k:]
+        assert c["remaining"] == {
+            "features": [item["feature"] for item in rest],
+            "contributions": [item["contribution"] for item in rest],
+        }
+        assert c["base_value"] == f["base_value"] and c["unit"] == "log-odds"
+        everything = [item["contribution"] for item in c["contributions"]] + c["remaining"]["contributions"]
+        assert c["base_value"] + sum(everything) == pytest.approx(contrib.sum(), abs=1e-9)
+    assert scorer.explanations(scored, [], worded=worded) == []

@@ -48,6 +48,73 @@ def test_batch_is_logged_in_one_go(backend_client, cargo_trained):
         assert c.app.state.audit.get_decision(d["decision_id"])["score"] == d["score"]
 
 
+def test_a_compact_batch_is_logged_as_returned_and_reads_back_as_the_full_one_would(
+    backend_client, cargo_trained
+):
+    """``explanation=compact`` words only the largest contributions; the log keeps what was
+    returned, and what oversight is shown of it (reasons, waterfall, margin) is what it would be
+    shown of the full explanation of the same declaration."""
+    from markupsafe import escape
+
+    from service.decisions import COMPACT_WORDED
+    from service.oversight.views import decision_view, margin_of
+    from tests.conftest import auth
+
+    c = backend_client
+    rows = [record_of(cargo_trained.later.iloc[i]) for i in range(100, 125)]
+    full = c.post("/v1/cargo/score/batch", json={"declarations": rows}, headers=c.officer)
+    compact = c.post(
+        "/v1/cargo/score/batch",
+        params={"explanation": "compact"},
+        json={"declarations": rows},
+        headers=c.officer,
+    )
+    assert full.status_code == 200 and compact.status_code == 200, compact.text
+    store, auditor = c.app.state.audit, auth(c.keys["auditor"])
+    for f, k in zip(full.json()["decisions"], compact.json()["decisions"], strict=True):
+        assert k["score"] == f["score"] and k["channel"] == f["channel"]
+        fe, ke = f["explanation"], k["explanation"]
+        assert "remaining" not in fe
+        assert ke["contributions"] == fe["contributions"][:COMPACT_WORDED]
+        rest = fe["contributions"][COMPACT_WORDED:]
+        assert ke["remaining"] == {
+            "features": [x["feature"] for x in rest],
+            "contributions": [x["contribution"] for x in rest],
+        }
+        logged_full, logged_compact = (
+            store.get_decision(f["decision_id"]),
+            store.get_decision(k["decision_id"]),
+        )
+        assert logged_compact["explanation"] == ke and logged_full["explanation"] == fe
+        assert margin_of(ke) == pytest.approx(margin_of(fe), abs=1e-12)
+        shown_full, shown_compact = decision_view(logged_full), decision_view(logged_compact)
+        assert shown_compact["reasons"] == shown_full["reasons"]
+        assert shown_compact["waterfall"] == shown_full["waterfall"]
+    detail = c.get(f"/v1/decisions/{k['decision_id']}", headers=auditor).json()
+    assert detail["explanation"] == ke
+    assert (
+        "remaining" not in c.get(f"/v1/decisions/{f['decision_id']}", headers=auditor).json()["explanation"]
+    )
+    page = c.get(f"/v1/decisions/{k['decision_id']}/explanation", headers=auditor)
+    assert page.status_code == 200
+    assert str(escape(shown_compact["reasons"][0]["sentence"])) in page.text
+    assert verify_chain(c.app.state.engine).ok
+
+
+def test_an_unknown_explanation_form_is_refused_by_name(backend_client, cargo_trained):
+    c = backend_client
+    before = c.app.state.audit.head()
+    r = c.post(
+        "/v1/cargo/score/batch",
+        params={"explanation": "short"},
+        json={"declarations": [record_of(cargo_trained.later.iloc[0])]},
+        headers=c.officer,
+    )
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["query", "explanation"]
+    assert c.app.state.audit.head() == before
+
+
 def test_a_tampered_record_is_detected(backend_client, cargo_trained):
     c = backend_client
     body = c.post("/v1/cargo/score", json=record_of(cargo_trained.later.iloc[70]), headers=c.officer).json()
@@ -132,3 +199,21 @@ def test_random_selection_share_is_applied_and_logged(registered, cargo_trained,
         assert selections == {"random"} and all(d["inspect"] for d in decisions)
     else:
         assert "random" not in selections
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/cargo/score", "/v1/cargo/score/batch", "/v1/cargo/score/batch?explanation=compact"]
+)
+def test_an_infinite_derived_value_is_shown_and_logged_as_text(client, cargo_trained, path):
+    """A declared value over a vanishingly small (but positive) mass makes the unit value infinite:
+    JSON cannot carry that number, so the explanation shows it as the text ``inf``."""
+    payload = {**record_of(cargo_trained.later.iloc[5]), "net_mass_kg": 5e-324, "declared_value": 1e13}
+    body = {"declarations": [payload]} if "batch" in path else payload
+    r = client.post(path, json=body, headers=client.officer)
+    assert r.status_code == 200, r.text
+    decision = r.json()["decisions"][0] if "batch" in path else r.json()
+    shown = {c["feature"]: c["value"] for c in decision["explanation"]["contributions"]}
+    assert shown["unit_value_ratio"] == "inf"
+    assert (
+        client.app.state.audit.get_decision(decision["decision_id"])["explanation"] == decision["explanation"]
+    )

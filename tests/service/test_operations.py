@@ -91,3 +91,30 @@ def test_openapi_has_a_worked_example_for_every_request_body(client):
                 if "items" in p
             )
             assert has_example, f"{method} {path}: no example"
+
+
+def test_a_batch_counts_each_decision_by_channel_and_selection(client, cargo_trained):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def counts() -> tuple[dict[tuple[str, str], float], float]:
+        by_label: dict[tuple[str, str], float] = {}
+        scored = 0.0
+        for family in text_string_to_metric_families(client.get("/metrics").text):
+            for s in family.samples:
+                if s.name == "borderrisk_decisions_total" and s.labels["domain"] == "cargo":
+                    by_label[(s.labels["channel"], s.labels["selection"])] = s.value
+                if s.name == "borderrisk_score_count" and s.labels.get("domain") == "cargo":
+                    scored = s.value
+        return by_label, scored
+
+    before, scored_before = counts()
+    rows = [record_of(cargo_trained.later.iloc[i]) for i in range(200, 260)]
+    decisions = client.post(
+        "/v1/cargo/score/batch", json={"declarations": rows}, headers=client.officer
+    ).json()["decisions"]
+    after, scored_after = counts()
+    made: dict[tuple[str, str], int] = {}
+    for d in decisions:
+        made[(d["channel"], d["selection"])] = made.get((d["channel"], d["selection"]), 0) + 1
+    assert {k: after[k] - before.get(k, 0.0) for k in after if after[k] != before.get(k, 0.0)} == made
+    assert scored_after - scored_before == len(rows)

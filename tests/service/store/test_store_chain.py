@@ -171,6 +171,8 @@ def test_the_fast_canonical_encoder_writes_the_reference_bytes(value) -> None:
         1e-07,
         0.0001,
         [1.5e-5, {"a": -2.5e-9}],
+        [-0.0, 0.0, 1e308, -1e-4, 1e16, True, None, "1e-05"],
+        {"a": {"b": [{"c": 3e-5, "d": 1e-4}]}, "e": [[2**70]]},
         {"big": 2**64, "x": 0.1},
         (1, 2.0),
         {"np": __import__("numpy").float64(3.3e-5)},
