@@ -127,7 +127,9 @@ def _orjson_ready(value: Any) -> Any:
 
     The items of a dict or list that orjson writes as they are (strings, ints, bools, None, floats it
     writes as ``repr`` does) are checked in the loop rather than by a call each: a decision's record
-    holds some 300 of them, and the call per item was a third of the walk."""
+    holds some 300 of them, and the call per item was a third of the walk. The dict and the list
+    loop test the same condition, spelled out in each: a shared helper, a set of types or a
+    comprehension over ``zip`` each measured 15–25 % slower."""
     t = type(value)
     low, inf = _REPR_EXPONENT_BELOW, math.inf
     if t is dict:
