@@ -21,10 +21,11 @@ _answers: dict[str, list[dict[str, Any]]] = {}
 _decide = score.decide
 
 
-def _remembered(store, scorer, domain, officer, records, random_share):  # type: ignore[no-untyped-def]
-    if domain not in _answers:
-        _answers[domain] = _decide(store, scorer, domain, officer, records, random_share)
-    return _answers[domain]
+def _remembered(store, scorer, domain, officer, records, random_share, explanation="full"):  # type: ignore[no-untyped-def]
+    key = f"{domain}/{explanation}/{len(records)}"
+    if key not in _answers:
+        _answers[key] = _decide(store, scorer, domain, officer, records, random_share, explanation)
+    return _answers[key]
 
 
 score.decide = _remembered  # type: ignore[assignment]

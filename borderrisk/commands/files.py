@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -56,6 +57,7 @@ def score(
         console=console,
     ) as bar:
         task = bar.add_task("rows", total=total)
+        started = time.perf_counter()
         try:
             result = score_file(
                 scorer, data, out, spec, chunk_rows=chunk_rows, progress=lambda n: bar.advance(task, n)
@@ -65,9 +67,11 @@ def score(
             fail(str(exc))
     for old, new in result.renamed.items():
         console.print(f"[yellow]input column {old!r} is carried as {new!r} (its name is an output column)[/]")
+    seconds = time.perf_counter() - started  # reading, scoring, explaining, writing: not start-up
+    rate = result.rows_read / max(seconds, 1e-9)
     console.print(
         f"wrote {result.out}: {result.rows_scored:,} of {result.rows_read:,} rows scored "
-        f"with {reg.name} v{reg.version}"
+        f"with {reg.name} v{reg.version} in {seconds:.1f} s ({rate:,.0f} rows/s)"
     )
     if result.rows_excluded:
         console.print(

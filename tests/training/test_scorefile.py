@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -102,6 +104,10 @@ def test_the_score_command_exits_non_zero_when_rows_fail(small_registry, tmp_pat
     r = CliRunner().invoke(app, ["score", "cargo", "--data", str(source), "--out", str(out)])
     assert r.exit_code == 1, r.output
     assert "1 row(s) failed validation and were NOT scored" in r.output
+    said = " ".join(r.output.split())  # the console wraps long lines
+    assert re.search(r"299 of 300 rows scored with cargo-risk v\d+ in \d+\.\d s \([\d,]+ rows/s\)", said), (
+        said
+    )
     assert len(pd.read_parquet(out)) == 299
     assert (tmp_path / "scored.errors.csv").is_file()
 
