@@ -29,13 +29,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event, exc, func, select, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import Engine, Table, create_engine, event, exc, func, insert, select, text
+from sqlalchemy.engine import Connection, Dialect, make_url
 
 __all__ = [
     "MIGRATION_LOCK_KEY",
@@ -310,6 +310,58 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
             conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
             yield conn
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``conn.execute(insert(table), rows)``; on SQLite, handed to the driver directly.
+
+    A decision's transaction is two such inserts of one row or a few, and SQLAlchemy's statement
+    machinery around each (cache key, execution context, result set-up) cost more than SQLite's own
+    work (about 0.3 ms of a 1.6 ms append, measured on a 2-core Xeon). On SQLite the same INSERT —
+    the columns the rows name, each value through the column type's own bind processor, as
+    SQLAlchemy would send it — goes to the connection's sqlite3 cursor; a driver error comes back
+    as the SQLAlchemy error ``conn.execute`` raises (an ``IntegrityError`` for a duplicate key).
+    Other databases take ``conn.execute`` (a network round trip dwarfs the machinery there).
+    """
+    if not rows:
+        return
+    if not is_sqlite(conn):
+        conn.execute(insert(table), list(rows))
+        return
+    keys = tuple(rows[0])
+    sql, processors = _sqlite_insert(conn.dialect, table, keys)
+    params = [
+        tuple(
+            value if process is None else process(value)
+            for value, process in zip((row[k] for k in keys), processors, strict=True)
+        )
+        for row in rows
+    ]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+    except sqlite3.Error as err:
+        raise exc.DBAPIError.instance(sql, params, err, sqlite3.Error) from err
+    finally:
+        cursor.close()
+
+
+_sqlite_inserts: dict[tuple[int, str, tuple[str, ...]], tuple[str, list[Any]]] = {}
+
+
+def _sqlite_insert(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> tuple[str, list[Any]]:
+    """The INSERT statement for ``keys`` of ``table`` and each column's bind processor (cached)."""
+    memo = (id(dialect), table.name, keys)
+    if (found := _sqlite_inserts.get(memo)) is None:
+        quote = dialect.identifier_preparer.quote
+        columns = [table.c[k] for k in keys]
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(c.name) for c in columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))})"
+        )
+        processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+        found = _sqlite_inserts[memo] = (sql, processors)
+    return found
 
 
 def ping(engine: Engine) -> bool:

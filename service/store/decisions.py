@@ -58,6 +58,7 @@ from service.store.db import (
     StoreError,
     StoreUnavailable,
     db_errors,
+    insert_rows,
     json_text,
     read_transaction,
     write_transaction,
@@ -436,8 +437,8 @@ class AuditStore:
                         index_rows.append({**index, "ledger_seq": row["seq"]})
                         call_hashes.append(row["hash"])
                     hashes.append(call_hashes)
-                conn.execute(insert(_lg), ledger_rows)
-                conn.execute(insert(_dec), index_rows)
+                insert_rows(conn, _lg, ledger_rows)
+                insert_rows(conn, _dec, index_rows)
         except StoreUnavailable as exc:
             if isinstance(exc.__cause__, IntegrityError):
                 existing = self._existing_decision(ids)

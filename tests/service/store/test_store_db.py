@@ -169,3 +169,72 @@ def test_postgres_connection_killed_is_replaced_by_pre_ping(db_target, engine, m
         assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one() is True
     store.append_decision(**make_decision(1))  # the dead pooled connection is detected and replaced
     assert verify_chain(engine).records == 2
+
+
+def test_sqlite_rows_go_to_the_driver_exactly_as_a_core_insert_sends_them(
+    tmp_path, make_decision, monkeypatch
+):
+    """``insert_rows`` hands SQLite's INSERTs to the driver: the stored bytes must be what
+    ``conn.execute(insert(table), rows)`` stores — timestamps, canonical JSON, NULLs, floats."""
+    import sqlite3
+
+    from sqlalchemy import insert
+
+    import service.store.decisions as store_decisions
+
+    def core_insert(conn, table, rows):
+        conn.execute(insert(table), list(rows))
+
+    decisions = [make_decision(i) for i in range(6)]  # cargo and passenger: personal JSON and NULL
+    stored = {}
+    for name in ("driver", "core"):
+        engine = make_engine(f"sqlite:///{tmp_path / name}.db")
+        migrate(engine)
+        with monkeypatch.context() as patch:
+            if name == "core":
+                patch.setattr(store_decisions, "insert_rows", core_insert)
+            store = AuditStore(engine)
+            store.append_decisions(decisions[:2])
+            for d in decisions[2:]:
+                store.append_decision(**d)
+        assert verify_chain(engine).ok
+        engine.dispose()
+        with sqlite3.connect(tmp_path / f"{name}.db") as raw:
+            stored[name] = {
+                table: raw.execute(
+                    f"SELECT * FROM {table} ORDER BY ledger_seq"
+                    if table == "decisions"
+                    else f"SELECT * FROM {table} ORDER BY seq"
+                ).fetchall()
+                for table in ("ledger", "decisions")
+            }
+    assert len(stored["driver"]["ledger"]) == len(stored["driver"]["decisions"]) == 6
+    assert stored["driver"] == stored["core"]
+
+
+def test_a_driver_error_on_sqlite_is_the_error_sqlalchemy_raises(engine, make_decision) -> None:
+    """A duplicate key reaches the store as SQLAlchemy's ``IntegrityError`` (what tells a duplicate
+    decision from an outage), on the driver path as on the other."""
+    from sqlalchemy import exc
+
+    from service.store.db import insert_rows
+    from service.store.tables import decisions
+
+    store = AuditStore(engine)
+    d = make_decision(0)
+    store.append_decision(**d)
+    row = {
+        "decision_id": d["decision_id"],
+        "created_at": d["created_at"],
+        "domain": "cargo",
+        "officer": "x",
+        "model_name": "m",
+        "model_version": "1",
+        "model_sha256": "0" * 64,
+        "score": 0.5,
+        "channel": "green",
+        "selection": "none",
+        "ledger_seq": 1,
+    }
+    with pytest.raises(exc.IntegrityError), engine.begin() as conn:
+        insert_rows(conn, decisions, [row])
