@@ -203,7 +203,7 @@ def batch(data_dir: Path) -> dict[str, Any]:
         )
         took = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    said = re.search(r"in ([\d.]+) s \(([\d,]+) rows/s\)", " ".join(run.stdout.split()))
+    said = re.search(r"in ([\d.]+) s \(([\d,]+) rows/s\)", " ".join((run.stdout + run.stderr).split()))
     out["file"] = {
         "rows": 300_000,
         "seconds": took,
