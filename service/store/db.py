@@ -29,6 +29,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -346,13 +347,16 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         cursor.close()
 
 
-_sqlite_inserts: dict[tuple[int, str, tuple[str, ...]], tuple[str, list[Any]]] = {}
+#: Per dialect (its processors carry its JSON serialiser), per table and column list.
+_sqlite_inserts: weakref.WeakKeyDictionary[
+    Dialect, dict[tuple[str, tuple[str, ...]], tuple[str, list[Any]]]
+] = weakref.WeakKeyDictionary()
 
 
 def _sqlite_insert(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> tuple[str, list[Any]]:
     """The INSERT statement for ``keys`` of ``table`` and each column's bind processor (cached)."""
-    memo = (id(dialect), table.name, keys)
-    if (found := _sqlite_inserts.get(memo)) is None:
+    memo = _sqlite_inserts.setdefault(dialect, {})
+    if (found := memo.get((table.name, keys))) is None:
         quote = dialect.identifier_preparer.quote
         columns = [table.c[k] for k in keys]
         sql = (
@@ -360,7 +364,7 @@ def _sqlite_insert(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> tup
             f"VALUES ({', '.join('?' * len(columns))})"
         )
         processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
-        found = _sqlite_inserts[memo] = (sql, processors)
+        found = memo[(table.name, keys)] = (sql, processors)
     return found
 
 
