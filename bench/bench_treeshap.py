@@ -27,6 +27,7 @@ import gc
 import sys
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import lightgbm as lgb
@@ -208,7 +209,7 @@ def main() -> None:
     print(
         f"explainer: built in {t_build * 1e3:.0f} ms, warmup (compile or cache load) {t_warm:.2f} s, "
         f"max distinct features on a path {ex.max_distinct_depth}, "
-        f"quadrature points per tree {sorted(set(ex.points_per_tree.tolist()))}"
+        f"trees per quadrature point count {dict(sorted(Counter(ex.points_per_tree.tolist()).items()))}"
     )
     print()
     print(

@@ -18,22 +18,26 @@ the path's edges that split on j, and ``O_j`` in {0, 1} be 1 iff the row follows
 
 (the Shapley weight |S|! (d-|S|-1)! / d! is the Beta integral of t^|S| (1-t)^(d-|S|-1)).  The integrand is
 a polynomial of degree <= D - 1 where D is the largest number of distinct features on a root-leaf path of
-the tree, so a Gauss-Legendre rule with K >= D / 2 points integrates it exactly; we use K = 8, 16, 24...
-(the smallest multiple of 8 that suffices: fixed 8-lane SIMD blocks, and 8 points already cover D <= 16).
-Evaluating every polynomial at those K points, one pass down the tree forms the path products
-``G_n(t_k)``, one pass up forms ``C_n(t_k) = sum of value_l * G_l(t_k) over the leaves below n``, and each
-edge e on feature i adds ``sum_k w_k C_e(t_k) [(O_e - P_e) / F_e(t_k) - (O_e' - P_e') / F_e'(t_k)]`` where e'
-is the previous edge on i above e (0 if none): summed over the edges on i of a path this telescopes to
-``(O_i - P_i) / F_i`` with the merged factors, which is the formula above (quadrature is linear, so
-exactness is kept).  The kernel carries ``C_e = G_parent * M_e * D_e`` with ``M_e = F_e / F_e'`` and
-``D_e`` the subtree sum below e, so no division happens per row (``1 / F_e'`` is precomputed per node),
-no branch depends on the row's values, and the K points are processed as 8-lane SIMD vectors; see
-``models/_treeshap_kernels.py``.
+the tree, so a Gauss-Legendre rule with K >= D / 2 points integrates it exactly; each tree uses the
+fewest, ``K = ceil(D / 2)`` (4 points for the usual D <= 8).  Evaluating every polynomial at those K
+points, one pass down the tree forms the path products ``G_n(t_k)``, one pass up forms ``C_n(t_k) = sum of
+value_l * G_l(t_k) over the leaves below n``, and each edge e on feature i adds ``sum_k w_k C_e(t_k) [(O_e
+- P_e) / F_e(t_k) - (O_e' - P_e') / F_e'(t_k)]`` where e' is the previous edge on i above e (0 if none):
+summed over the edges on i of a path this telescopes to ``(O_i - P_i) / F_i`` with the merged factors,
+which is the formula above (quadrature is linear, so exactness is kept).  The kernel carries ``C_e =
+G_parent * M_e * D_e`` with ``M_e = F_e / F_e'`` and ``D_e`` the subtree sum below e, so no division
+happens per row (``1 / F_e'`` is precomputed per node) and no branch depends on the row's values.
+
+The kernels (``models/_treeshap_kernels.py``) run this on 8-lane SIMD vectors in two ways: a batch puts
+8 *rows* in the lanes, so every split decision is one vector compare, every node record is read once
+for 8 rows and a tree costs K vector iterations per node (no lane is wasted whatever K is); one row
+(``explain_row``, and a batch's last row when it is alone in its block) puts the K *points* in the lanes,
+one iteration per node while K <= 8 (D <= 16).
 
 Per row the cost is O(sum over trees of nodes * K) = O(T * L * D) -- against O(T * L * D^2) for classic
 TreeSHAP -- and the precomputation is O(nodes * K) memory, polynomial in depth (D <= number of
-features, so K <= 8 * ceil(n_features / 16) whatever the depth): deep trees simply use more points,
-there is no exponential table, hence no depth cap and no fallback path.
+features): deep trees simply use more points, there is no exponential table, hence no depth cap and no
+fallback path.
 
 Exactness: equal to ``pred_contrib`` to ~1e-14 on ordinary models.  On extreme paths (~40 distinct
 features, covers shrinking to single rows) LightGBM's classic TreeSHAP itself loses precision (its
@@ -134,10 +138,24 @@ def _count(node: dict, key: str) -> float:
     return float(node[key])
 
 
-def _points(cls: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Legendre nodes and weights on [0, 1] of point-set class cls (8 (cls + 1) points)."""
-    x, w = np.polynomial.legendre.leggauss(_k.LANES * (cls + 1))
+def _points(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k Gauss-Legendre nodes and weights on [0, 1]."""
+    x, w = np.polynomial.legendre.leggauss(k)
     return 0.5 * (x + 1.0), 0.5 * w
+
+
+@functools.cache
+def _lane_vectors(k: int, mode: int) -> tuple[np.ndarray, np.ndarray]:
+    """(J, 8) point and weight vectors of a k-point rule in a kernel mode: MODE_BATCH broadcasts each
+    point to the 8 lanes (J = k), MODE_ROW packs 8 points per vector (J = ceil(k / 8)), padded with the
+    harmless point 0.5 of weight 0."""
+    t, w = _points(k)
+    if mode == _k.MODE_BATCH:
+        return np.repeat(t[:, None], _k.LANES, axis=1), np.repeat(w[:, None], _k.LANES, axis=1)
+    pad = -k % _k.LANES
+    t = np.concatenate([t, np.full(pad, 0.5)])
+    w = np.concatenate([w, np.zeros(pad)])
+    return t.reshape(-1, _k.LANES), w.reshape(-1, _k.LANES)
 
 
 class _Tree:
@@ -228,7 +246,8 @@ class _Tree:
                 distinct[n] = distinct[p] + 1
         leaves = [n for n in range(nn) if feat[n] < 0]
         self.depth = max(distinct[n] for n in leaves)
-        self.cls = max(0, -(-self.depth // (2 * _k.LANES)) - 1)
+        # The integrands have degree <= depth - 1: k points are exact up to degree 2k - 1.
+        self.k = -(-self.depth // 2)
         if nn == 1:
             self.expected = val[0]
         else:
@@ -242,8 +261,12 @@ class _Tree:
         # that, the order keeps runs of one kind (categorical split or not, feature repeated from the
         # path or not: FLAG_KIND) so the kernels' per-kind branches are mostly predicted.
         for n in range(nn):
-            if feat[n] >= 0 and prev[kids[n][0]] >= 0:  # then also prev[kids[n][1]] >= 0
-                flags[n] |= _k.FLAG_PREV
+            if feat[n] >= 0:
+                if prev[kids[n][0]] >= 0:  # then also prev[kids[n][1]] >= 0
+                    flags[n] |= _k.FLAG_PREV
+                for side, leaf_flag in enumerate((_k.FLAG_LEAF_L, _k.FLAG_LEAF_R)):
+                    if feat[kids[n][side]] < 0:
+                        flags[n] |= leaf_flag
         internal: list[int] = []
         if feat[0] >= 0:
             # Topological order (parents first) that stays on one kind as long as it can; FIFO queues
@@ -262,49 +285,44 @@ class _Tree:
                 for c in kids[m]:
                     if feat[c] >= 0:
                         queues[flags[c] & _k.FLAG_KIND].append(c)
-        new_id = [0] * nn
-        for i, n in enumerate(internal + leaves):
-            new_id[n] = i
-        self.nn = nn
+        new_id = {n: i for i, n in enumerate(internal)}
         self.n_int = len(internal)
         self.used_features = {feat[n] for n in internal}
         n_rec = max(1, self.n_int)
         ei = np.zeros((n_rec, _k.EI_WIDTH), dtype=np.int32)
         ef = np.zeros((n_rec, _k.EF_WIDTH), dtype=np.float64)
-        self.ia_nodes: list[tuple[int, float]] = []  # (old id, merged P) of nodes needing an iA block
+        self.ia_p: list[float] = []  # merged P' of each iA slot (nodes that are a previous edge)
         ia_slot: dict[int, int] = {}
         if self.n_int == 0:
             ef[0, _k.EF_V_L] = val[0]
         side_cols = (
-            (_k.EI_PREV_L, _k.EI_IA_L, _k.EF_P_L, _k.EF_B_L, _k.EF_PE_L, _k.EF_V_L),
-            (_k.EI_PREV_R, _k.EI_IA_R, _k.EF_P_R, _k.EF_B_R, _k.EF_PE_R, _k.EF_V_R),
+            (_k.EI_SLOT_L, _k.EI_PREV_L, _k.EI_IA_L, _k.EF_P_L, _k.EF_B_L, _k.EF_PE_L, _k.EF_V_L),
+            (_k.EI_SLOT_R, _k.EI_PREV_R, _k.EI_IA_R, _k.EF_P_R, _k.EF_B_R, _k.EF_PE_R, _k.EF_V_R),
         )
-        self.ia_refs: list[tuple[int, int, int]] = []  # (record, column, slot) patched with vec offsets
+        # Slot -1 (a leaf child) becomes DUMP in the explainer, which knows the model's largest tree.  The
+        # previous-edge fields are read for FLAG_PREV nodes only, whose two sides both have one.
         for i, n in enumerate(internal):
             ei[i, _k.EI_FEAT] = feat[n]
             ei[i, _k.EI_FLAGS] = flags[n]
             ei[i, _k.EI_CATOFF] = cat_off[n]
             ei[i, _k.EI_CATNW] = cat_nw[n]
-            ei[i, _k.EI_LEFT] = new_id[kids[n][0]]
-            ei[i, _k.EI_RIGHT] = new_id[kids[n][1]]
             ef[i, _k.EF_THR] = thr[n]
-            for side, (c_prev, c_ia, c_p, c_b, c_pe, c_v) in enumerate(side_cols):
+            for side, (c_slot, c_prev, c_ia, c_p, c_b, c_pe, c_v) in enumerate(side_cols):
                 c = kids[n][side]
+                ei[i, c_slot] = new_id.get(c, -1)
                 ef[i, c_p] = pm[c]
                 ef[i, c_pe] = pedge[c]
                 ef[i, c_v] = val[c]
                 a = prev[c]
                 if a < 0:
-                    ei[i, c_prev] = nn  # sentinel slot: merged one-fraction 1
                     ef[i, c_b] = 0.0  # 1 - P' with P' = 1
-                    ei[i, c_ia] = 0  # all-ones block
                 else:
                     ei[i, c_prev] = new_id[a]
                     ef[i, c_b] = 1.0 - pm[a]
                     if a not in ia_slot:
-                        ia_slot[a] = len(self.ia_nodes)
-                        self.ia_nodes.append((a, pm[a]))
-                    self.ia_refs.append((i, c_ia, ia_slot[a]))
+                        ia_slot[a] = len(self.ia_p)
+                        self.ia_p.append(pm[a])
+                    ei[i, c_ia] = ia_slot[a]
         self.ei = ei
         self.ef = ef
 
@@ -360,58 +378,65 @@ class TreeShapExplainer:
         for tr in trees:
             if tr.used_features and not 0 <= min(tr.used_features) <= max(tr.used_features) < self.n_features:
                 raise ValueError("split on a feature index outside [0, max_feature_idx]")
-        n_cls = max(tr.cls for tr in trees) + 1
-        kp_max = _k.LANES * n_cls
-        quad_t = np.full((n_cls, kp_max), 0.5)
-        quad_w = np.zeros((n_cls, kp_max))
-        for c in range(n_cls):
-            t_c, w_c = _points(c)
-            quad_t[c, : t_c.size] = t_c
-            quad_w[c, : w_c.size] = w_c
-
+        max_nint = max(tr.n_int for tr in trees)
+        dump_slot = max_nint  # see the kernels' module notes
+        # The point and weight vectors of each (point count, mode) in use, and per tree and mode the iA
+        # vectors 1 / (P' + t (1 - P')) of the tree's previous-edge slots at the mode's point vectors.
+        tw: list[np.ndarray] = [np.zeros(_k.LANES)]  # (never empty)
+        tw_off: dict[tuple[int, int], tuple[int, int, int]] = {}  # (k, mode) -> (J, points, weights)
+        # One iA table per mode (then the two end to end): a row reads only its mode's, compactly.
+        ia: tuple[list[np.ndarray], list[np.ndarray]] = ([np.zeros(_k.LANES)], [])
+        ia_size = [_k.LANES, 0]
+        tw_size = _k.LANES
         n_rec = sum(tr.ei.shape[0] for tr in trees)
         ei = np.empty((n_rec, _k.EI_WIDTH), dtype=np.int32)
         ef = np.empty((n_rec, _k.EF_WIDTH), dtype=np.float64)
-        tri = np.empty((len(trees), _k.TR_WIDTH), dtype=np.int64)
-        blocks = [np.ones(kp_max)]
-        voff = kp_max
+        tri = np.zeros((len(trees), _k.TR_WIDTH), dtype=np.int64)
         off = 0
         expected = 0.0
         for t, tr in enumerate(trees):
-            kp = _k.LANES * (tr.cls + 1)
-            t_c = quad_t[tr.cls, :kp]
-            base = voff
-            for _, pm in tr.ia_nodes:
-                blocks.append(1.0 / (pm + t_c * (1.0 - pm)))
-            voff += kp * len(tr.ia_nodes)
-            for rec, col, slot in tr.ia_refs:
-                tr.ei[rec, col] = base + kp * slot
             r = tr.ei.shape[0]
-            ei[off : off + r] = tr.ei
+            tri[t, _k.TR_OFF] = off
+            tri[t, _k.TR_NINT] = tr.n_int
+            for mode in (_k.MODE_BATCH, _k.MODE_ROW) if tr.n_int else ():
+                t_vec, w_vec = _lane_vectors(tr.k, mode)
+                if (tr.k, mode) not in tw_off:
+                    tw_off[tr.k, mode] = (t_vec.shape[0], tw_size, tw_size + t_vec.size)
+                    tw += [t_vec.ravel(), w_vec.ravel()]
+                    tw_size += 2 * t_vec.size
+                m0 = _k.TR_MODE + _k.TR_MODE_WIDTH * mode
+                tri[t, m0 + _k.TR_J], tri[t, m0 + _k.TR_TV], tri[t, m0 + _k.TR_WV] = tw_off[tr.k, mode]
+                tri[t, m0 + _k.TR_IA] = ia_size[mode]
+                p = np.array(tr.ia_p)[:, None, None]
+                ia[mode].append((1.0 / (p + t_vec * (1.0 - p))).ravel())  # slot-major: J vectors a slot
+                ia_size[mode] += ia[mode][-1].size
+            rec = tr.ei
+            for col in (_k.EI_SLOT_L, _k.EI_SLOT_R):
+                rec[:, col] = np.where(rec[:, col] < 0, dump_slot, rec[:, col])
+            ei[off : off + r] = rec
             ef[off : off + r] = tr.ef
-            tri[t] = (off, tr.n_int, tr.nn, tr.cls)
             expected += tr.expected
             off += r
-        if voff >= 2**31:
-            raise ValueError("model too large for 32-bit offsets")
         self.expected_value = float(expected)
         self._ei = ei.reshape(-1)  # flat records for the kernels
         self._ef = ef.reshape(-1)
-        self._vec = np.concatenate(blocks)
+        tri[:, _k.TR_MODE + _k.TR_MODE_WIDTH * _k.MODE_ROW + _k.TR_IA] += ia_size[_k.MODE_BATCH]
+        self._ia = np.concatenate(ia[_k.MODE_BATCH] + ia[_k.MODE_ROW])
+        self._tw = np.concatenate(tw)
         self._trees = tri
-        self._quad_t = quad_t
-        self._quad_w = quad_w
         self._catw = np.asarray(catw if catw else [0], dtype=np.int64)
-        self._max_nn = int(tri[:, _k.TR_NN].max())
+        self._max_nint = max_nint
+        self._max_j = max(1, int(tri[:, _k.TR_MODE + _k.TR_J].max()))  # MODE_BATCH has the most
         self.n_trees = len(trees)
         # Most distinct features on any root-leaf path; sets the number of quadrature points.
         self.max_distinct_depth = max(tr.depth for tr in trees)
-        self.n_points = kp_max
+        self._points_per_tree = np.array([tr.k for tr in trees])
 
     @property
     def points_per_tree(self) -> np.ndarray:
-        """Quadrature points used per tree (8 covers paths of up to 16 distinct features)."""
-        return _k.LANES * (self._trees[:, _k.TR_CLS] + 1)
+        """Gauss-Legendre points used per tree: ceil(D / 2) for a tree whose root-leaf paths have at most
+        D distinct features (0 for a single-leaf tree)."""
+        return self._points_per_tree.copy()
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -460,14 +485,14 @@ class TreeShapExplainer:
                 A,
                 self._ei,
                 self._ef,
-                self._vec,
+                self._ia,
+                self._tw,
                 self._trees,
-                self._quad_t,
-                self._quad_w,
                 self._catw,
                 self.n_features,
                 self.expected_value,
-                self._max_nn,
+                self._max_nint,
+                self._max_j,
                 _n_chunks(n),
                 out,
                 raw,
@@ -486,14 +511,14 @@ class TreeShapExplainer:
             x,
             self._ei,
             self._ef,
-            self._vec,
+            self._ia,
+            self._tw,
             self._trees,
-            self._quad_t,
-            self._quad_w,
             self._catw,
             self.n_features,
             self.expected_value,
-            self._max_nn,
+            self._max_nint,
+            self._max_j,
         )
 
     def warmup(self) -> None:
