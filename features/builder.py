@@ -86,6 +86,16 @@ REMEMBERED = 2048
 DIRECTION = (" (lowers risk)", " (raises risk)")
 
 
+#: A reason's text with either direction appended: ``pair[contribution > 0]`` is the reason.
+Directed = tuple[str, str]
+
+
+def directed(text: str) -> Directed:
+    """``text`` as it reads for a contribution that lowers the risk and for one that raises it: the
+    texts a ``by_fields`` reason shares between features and rows, each picked without a copy."""
+    return text + DIRECTION[False], text + DIRECTION[True]
+
+
 @dataclass(frozen=True, eq=False)
 class Reason:
     """How one feature is put into words for a record.
@@ -95,49 +105,63 @@ class Reason:
     ``by_fields`` text does not depend on the feature value and is called as ``text(*fields)``: a
     batch words each distinct combination once (an importer's history reads the same on every one of
     its declarations), and one decision words an entity's three history features once.
+
+    Such a reason is looked up by its *key*: the value of its one field, or the tuple of its fields'
+    values (``()`` for none), as ``operator.itemgetter(*fields)`` gives them from a record.
     """
 
     fields: tuple[str, ...]
     text: Callable[..., str]
     by_fields: bool = False
-    _memory: dict[tuple[Any, ...], str] = field(default_factory=dict, repr=False)
+    _memory: dict[Any, Directed] = field(default_factory=dict, repr=False)
 
-    def words(self, *parts: Any) -> str:
-        """``text(*parts)`` of a ``by_fields`` reason, remembered for the last few thousand field
-        values: importers, HS codes and offices come back request after request (the state is frozen,
-        so their words never change). Only str / None values are remembered: values that are equal
-        may read differently (``1`` and ``1.0``)."""
+    def directed(self, key: Any) -> Directed:
+        """The text of a ``by_fields`` reason for ``key`` with either direction appended (see
+        :func:`directed`), remembered for the last few thousand keys: importers, HS codes and offices
+        come back request after request (the state is frozen, so their words never change). Only
+        str / None values are remembered: values that are equal may read differently (``1`` and
+        ``1.0``)."""
         memory = self._memory
         try:
-            if (out := memory.get(parts)) is not None:  # only str / None keys are ever stored
+            if (out := memory.get(key)) is not None:  # only str / None keys are ever stored
                 return out
         except TypeError:  # an unhashable value (a list): never remembered
-            return self.text(*parts)
-        out = self.text(*parts)
+            return directed(self._text_of(key))
+        out = directed(self._text_of(key))
+        parts = key if len(self.fields) != 1 else (key,)
         if all(p is None or type(p) is str for p in parts):
             if len(memory) >= REMEMBERED:
                 memory.clear()
-            memory[parts] = out
+            memory[key] = out
         return out
 
-    def words_of(self, keys: list[tuple[str | None, ...]]) -> list[str]:
-        """:meth:`words` of many combinations of field values, all of them str / None (a batch's
-        distinct keys, checked by the caller)."""
-        memory, text, out = self._memory, self.text, []
-        for parts in keys:
-            if (said := memory.get(parts)) is None:
-                said = text(*parts)
+    def directed_of(self, keys: list[Any]) -> list[Directed]:
+        """:meth:`directed` of many keys (a batch's, repeated or not) whose values are all str / None
+        (checked by the caller): a key seen again is looked up, not worded again (unless more than
+        :data:`REMEMBERED` others came in between)."""
+        memory, out = self._memory, []
+        for key in keys:
+            if (said := memory.get(key)) is None:
+                said = directed(self._text_of(key))
                 if len(memory) >= REMEMBERED:
                     memory.clear()
-                memory[parts] = said
+                memory[key] = said
             out.append(said)
         return out
 
+    def _text_of(self, key: Any) -> str:
+        return self.text(key) if len(self.fields) == 1 else self.text(*key)
+
 
 #: How one record's row words a feature from its value (feature, text, number of fields, getter) and
-#: a ``by_fields`` reason for all its features (words, number of fields, getter, features).
+#: a ``by_fields`` reason for all its features (directed words, getter of its key, features).
 _Single = tuple[int, Callable[..., str], int, Callable[[Mapping[str, Any]], Any]]
-_Shared = tuple[Callable[..., str], int, Callable[[Mapping[str, Any]], Any], tuple[int, ...]]
+_Shared = tuple[Callable[[Any], Directed], Callable[[Mapping[str, Any]], Any], tuple[int, ...]]
+
+
+def _no_fields(row: Mapping[str, Any]) -> tuple[()]:
+    """The key of a reason that reads no field."""
+    return ()
 
 
 class RowContext(dict):  # type: ignore[type-arg]
@@ -149,8 +173,8 @@ class RowContext(dict):  # type: ignore[type-arg]
         cols = self.columns = builder.prepare({k: [v] for k, v in row.items()})
         for name in cols.derived:
             self[name] = _as_list(cols[name])[0]
-        for name in builder.categoricals:
-            self[CATEGORY + name] = builder.category_values(name, cols)[0]
+        for name, category in builder._category_names:
+            self[category] = builder.category_values(name, cols)[0]
 
 
 class BatchContext:
@@ -164,8 +188,7 @@ class BatchContext:
         self._builder = builder
         self.columns = cols
         self._lists: dict[str, list[Any]] = {}
-        self._memo: dict[int, dict[Any, tuple[str, str]]] = {}  # reason -> key -> both directions
-        self._all_keys: dict[int, list[Any]] = {}
+        self._all_directed: dict[int, list[Directed]] = {}  # reason -> every row's both directions
         self._memo_safe: dict[str, bool] = {}
 
     def __getitem__(self, name: str) -> list[Any]:
@@ -191,40 +214,33 @@ class BatchContext:
         """Reasons (with their direction) of one feature worded by ``reason`` on ``rows`` (all when
         None), whose values are ``values`` and contributions positive where ``raises``.
 
-        A ``by_fields`` reason words each distinct combination of field values once per batch, in both
-        directions; the others word every row.
+        A ``by_fields`` reason words each distinct combination of field values once, in both
+        directions, and remembers it (:meth:`Reason.directed_of`: one look-up per row; for all rows,
+        once for all the features it words, an entity's three); the others word every row.
         """
         if not reason.by_fields:
             texts = map(reason.text, values, *self.gather(reason, rows))
             return [text + DIRECTION[up] for text, up in zip(texts, raises, strict=True)]
+        if rows is None and (pairs := self._all_directed.get(id(reason))) is not None:
+            return [pair[up] for pair, up in zip(pairs, raises, strict=True)]
         keys = self._keys(reason, rows)
         if keys is None:  # field values that cannot key a memo: word every row
             every = (reason.text(*parts) for parts in zip(*self.gather(reason, rows), strict=True))
             return [text + DIRECTION[up] for text, up in zip(every, raises, strict=True)]
-        both = self._memo.setdefault(id(reason), {})
-        fresh = [k for k in dict.fromkeys(keys) if k not in both]
-        if fresh:
-            single = len(reason.fields) == 1  # keys are the values, else tuples of them (none: ())
-            words = reason.words_of([(k,) for k in fresh] if single else fresh)
-            for k, w in zip(fresh, words, strict=True):
-                both[k] = (w + DIRECTION[False], w + DIRECTION[True])
-        return [both[k][up] for k, up in zip(keys, raises, strict=True)]
+        pairs = reason.directed_of(keys)
+        if rows is None:
+            self._all_directed[id(reason)] = pairs
+        return [pair[up] for pair, up in zip(pairs, raises, strict=True)]
 
     def _keys(self, reason: Reason, rows: list[int] | None) -> list[Any] | None:
-        """The values of a ``by_fields`` reason's fields on ``rows`` (one field: its values; more:
-        tuples), or None when they cannot key a memo."""
+        """The keys of a ``by_fields`` reason on ``rows`` (one field: its values; more: tuples of
+        them; see :class:`Reason`), or None when they cannot key a memo."""
         if not all(self._memo_safe_field(f) for f in reason.fields):
             return None
-        if rows is None and (keys := self._all_keys.get(id(reason))) is not None:
-            return keys
         columns = self.gather(reason, rows)
         if not columns:
-            keys = [()] * (self.columns.n_rows if rows is None else len(rows))
-        else:
-            keys = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
-        if rows is None:
-            self._all_keys[id(reason)] = keys
-        return keys
+            return [()] * (self.columns.n_rows if rows is None else len(rows))
+        return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
 
     def _memo_safe_field(self, name: str) -> bool:
         """Whether a field's values can key a memo: str and None only, since values that are equal
@@ -293,6 +309,23 @@ class FeatureBuilder(ABC):
         self.categorical_indices = [i for i, f in enumerate(self.feature_defs) if f.kind == "categorical"]
         self._category_fields = [
             CATEGORY + f.name if f.kind == "categorical" else None for f in self.feature_defs
+        ]
+        self._category_fields_at = [
+            (j, CATEGORY + self.feature_defs[j].name) for j in self.categorical_indices
+        ]
+        self._category_names = [(name, CATEGORY + name) for name in self.categoricals]
+        self._vocabulary_list = [(name, self.vocabularies[name]) for name in self.categoricals]
+        self._category_codes = [vocab.code for _, vocab in self._vocabulary_list]
+        # A few rows' history look-ups read each row's fields once, as a tuple in this order: each
+        # entity picks its parts from it (a tuple of them for a pair, which is joined into the key).
+        self._history_fields = tuple(dict.fromkeys(f for h in self.histories for f in h.fields))
+        self._history_lookups = [
+            (
+                operator.itemgetter(*(self._history_fields.index(f) for f in h.fields)),
+                len(h.fields) > 1,
+                h.counts_of,
+            )
+            for h in self.histories
         ]
         self._reasons: list[Reason | None] = [None] * len(self.feature_defs)
         self._plan: tuple[list[_Single], list[_Shared]] | None = None
@@ -419,8 +452,8 @@ class FeatureBuilder(ABC):
     def serving_history(self, cols: Columns) -> np.ndarray:
         """(n, 3·entities) entity counts as of the training cut-off.
 
-        A few rows are looked up key by key into one flat list (one array for all entities), a big
-        batch with one vectorised lookup per entity.
+        A few rows are looked up key by key (one array for all entities), a big batch with one
+        vectorised lookup per entity.
         """
         cols = self.prepare(cols)
         n = cols.n_rows
@@ -428,35 +461,50 @@ class FeatureBuilder(ABC):
             return np.empty((n, 0))
         if n >= SMALL:
             return np.hstack([h.lookup(lookup_keys(cols, h.fields)) for h in self.histories])
-        texts = {f: cols.text(f) for h in self.histories for f in h.fields}
-        lookups = [(h.fields, h.counts_of) for h in self.histories]
-        flat: list[float] = []
-        for i in range(n):
-            for fields, counts_of in lookups:
-                if len(fields) == 1:
-                    flat.extend(counts_of(texts[fields[0]][i]))
-                else:
-                    flat.extend(counts_of(join_key([texts[f][i] for f in fields])))
-        return np.array(flat, dtype=np.float64).reshape(n, 3 * len(self.histories))
+        return np.array(self._served_counts(cols), dtype=np.float64).reshape(n, 3 * len(self.histories))
+
+    def _served_counts(self, cols: PreparedColumns) -> list[list[float]]:
+        """:meth:`serving_history` of a few rows, as one list of counts per row (see ``__init__``)."""
+        out = []
+        for row in zip(*(cols.text(f) for f in self._history_fields), strict=True):
+            counts: list[float] = []
+            for pick, joined, counts_of in self._history_lookups:
+                key = pick(row)
+                counts.extend(counts_of(join_key(key) if joined else key))
+            out.append(counts)
+        return out
 
     def category_block(self, cols: Columns) -> np.ndarray:
         """(n, len(categoricals)) category codes, in ``categoricals`` order."""
         cols = self.prepare(cols)
+        n = cols.n_rows
         if not self.categoricals:
-            return np.empty((cols.n_rows, 0))
-        values = [(self.vocabularies[name], self.category_values(name, cols)) for name in self.categoricals]
-        if cols.n_rows < SMALL:  # one array for all categories, not one per category
-            return np.array([vocab.codes(v) for vocab, v in values], dtype=np.float64).T
-        return np.array([vocab.encode(v) for vocab, v in values], dtype=np.float64).T
+            return np.empty((n, 0))
+        if n < SMALL:  # row by row, one array for all categories (not a list, nor an array, per category)
+            values = [self.category_values(name, cols) for name, _ in self._vocabulary_list]
+            codes = self._category_codes
+            rows = [
+                [code(v) for code, v in zip(codes, row, strict=True)] for row in zip(*values, strict=True)
+            ]
+            return np.array(rows, dtype=np.float64).reshape(n, len(codes))
+        encoded = [vocab.encode(self.category_values(name, cols)) for name, vocab in self._vocabulary_list]
+        return np.array(encoded, dtype=np.float64).T
 
     def transform(self, cols: Columns, history: np.ndarray | None = None) -> np.ndarray:
         """Model matrix (n, n_features), float64, in ``feature_names`` order.
 
         ``history`` is the (n, 3·entities) matrix of (seen, inspected, hits) counts; when omitted the
-        counts as of the training cut-off are looked up in the state (serving and batch scoring).
+        counts as of the training cut-off are looked up in the state (serving and batch scoring; a
+        few rows' counts go to :func:`history_features` as lists, never made an array of their own).
         """
         cols = self.prepare(cols)
-        counts = self.serving_history(cols) if history is None else history
+        counts: np.ndarray | list[list[float]]
+        if history is not None:
+            counts = history
+        elif 0 < cols.n_rows < SMALL and self.histories:  # (no rows: the array gives the block its width)
+            counts = self._served_counts(cols)
+        else:
+            counts = self.serving_history(cols)
         blocks = [
             self.numeric_block(cols),
             self.category_block(cols),
@@ -522,39 +570,42 @@ class FeatureBuilder(ABC):
         return BatchContext(self, self.prepare(cols))
 
     def describe_row(
-        self, ctx: RowContext, xs: Sequence[float], features: Sequence[int]
+        self, ctx: RowContext, xs: Sequence[float], features: Sequence[int], raises: Sequence[bool]
     ) -> tuple[list[Any], list[str]]:
-        """Display values and texts (without direction) of one record whose model row is ``xs``, as
-        lists over all features (indexed like ``feature_names``): the values of all, the texts of
-        ``features``. Each reason is worded once (an entity's history once for its three features).
+        """Display values and reasons of one record whose model row is ``xs`` and whose contributions
+        are positive where ``raises``, as lists over all features (indexed like ``feature_names``): the
+        values of all, the reasons (text and direction) of ``features``. Each reason is worded once
+        (an entity's history once for its three features, in both directions).
 
         The value shown to a person is the raw category of a categorical feature and the feature
         value of a numeric one; None when the feature is missing (NaN).
         """
-        texts: list[str] = [""] * len(self.feature_defs)
-        subset = None if len(features) == len(texts) else set(features)
+        reasons: list[str] = [""] * len(self.feature_defs)
+        subset = None if len(features) == len(reasons) else set(features)
         singles, shared = self._reason_plan()
         for j, text, arity, pick in singles:
             if subset is not None and j not in subset:
                 continue
             x = xs[j]
-            texts[j] = text(x) if not arity else text(x, pick(ctx)) if arity == 1 else text(x, *pick(ctx))
-        for words, arity, pick, indices in shared:
+            said = text(x) if not arity else text(x, pick(ctx)) if arity == 1 else text(x, *pick(ctx))
+            reasons[j] = said + DIRECTION[raises[j]]
+        for words, key, indices in shared:
             if subset is not None and subset.isdisjoint(indices):
                 continue
-            said = words() if not arity else words(pick(ctx)) if arity == 1 else words(*pick(ctx))
+            both = words(key(ctx))
             for j in indices:
-                texts[j] = said
+                reasons[j] = both[raises[j]]
         values = [x if x == x else None for x in xs]  # NaN: missing
-        for j in self.categorical_indices:
+        for j, category in self._category_fields_at:
             if values[j] is not None:
-                values[j] = ctx[self._category_fields[j]]  # type: ignore[index]
-        return values, texts
+                values[j] = ctx[category]
+        return values, reasons
 
     def _reason_plan(self) -> tuple[list[_Single], list[_Shared]]:
         """The reasons as one record's row needs them: value-dependent ones per feature, ``by_fields``
-        ones once for all the features they word (an entity's three), each with its number of fields
-        and a getter of their values (``operator.itemgetter``: a value for one field, a tuple for more)."""
+        ones once for all the features they word (an entity's three), each with a getter of their
+        fields' values (``operator.itemgetter``: a value for one field, a tuple for more: a
+        ``by_fields`` reason's key) and, for the value-dependent ones, their number."""
         if self._plan is None:
             features: dict[Reason, list[int]] = {}
             for j in range(len(self.feature_defs)):
@@ -562,9 +613,9 @@ class FeatureBuilder(ABC):
             singles: list[_Single] = []
             shared: list[_Shared] = []
             for r, indices in features.items():
-                pick = operator.itemgetter(*r.fields or ("",))
+                pick = operator.itemgetter(*r.fields) if r.fields else _no_fields
                 if r.by_fields:
-                    shared.append((r.words, len(r.fields), pick, tuple(indices)))
+                    shared.append((r.directed, pick, tuple(indices)))
                 else:
                     singles += [(j, r.text, len(r.fields), pick) for j in indices]
             self._plan = (singles, shared)

@@ -18,17 +18,22 @@ import pandas as pd
 
 from features.builder import CATEGORY, FeatureBuilder, Reason
 from features.common import (
+    SMALL,
     WEEKDAYS,
     Columns,
     FeatureDef,
+    FloatColumn,
     PreparedColumns,
     TextColumn,
-    as_datetime_array,
+    as_instant_column,
     calendar,
+    divide,
+    log1p,
     map_distinct,
     number_of,
     per_positive,
     stack_columns,
+    subtract,
     text_column,
     text_of,
 )
@@ -191,7 +196,7 @@ class CargoFeatures(FeatureBuilder):
     def hs_facts(self, hs6: str | None, origin: str | None) -> tuple[float, float, float]:
         """What training knew of an HS6 code from an origin: (reference unit value, usual tariff rate,
         heading as a number)."""
-        return self.reference_unit_value(hs6, origin)[0], self.usual_tax_rate(hs6), _heading(hs6)
+        return float(self.reference_unit_value(hs6, origin)[0]), self.usual_tax_rate(hs6), _heading(hs6)
 
     def numeric_block(self, cols: Columns) -> np.ndarray:
         prepared = self.prepare(cols)
@@ -199,21 +204,20 @@ class CargoFeatures(FeatureBuilder):
         origin = prepared.text("country_of_origin")
         departure = prepared.text("country_of_departure")
         # HS codes and origins repeat: each distinct pair is looked up once in a big batch
-        facts = np.array(map_distinct(self.hs_facts, hs6, origin), dtype=np.float64).reshape(-1, 3)
-        reference, usual, heading = facts[:, 0], facts[:, 1], facts[:, 2]
+        facts = map_distinct(self.hs_facts, hs6, origin)
+        reference, usual, heading = _columns_of(facts, 3)
         mass, value, rate = (prepared.number(f) for f in ("net_mass_kg", "declared_value", "tax_rate"))
-        _, weekday, hour = calendar(as_datetime_array(prepared["declared_at"]))
-        transship = [o != d for o, d in zip(origin, departure, strict=True)]
-        named = [[v is not None for v in prepared.text(f)] for f in ("seller_id", "courier_id")]
-        flags = np.array([transship, *named], dtype=np.float64)
+        log_mass, log_value = log1p(mass, value)
+        _, weekday, hour = calendar(as_instant_column(prepared["declared_at"]))
         columns = [
-            _unit_value(prepared) / reference,
+            divide(_unit_value(prepared), reference),
             rate,
-            rate - usual,
+            subtract(rate, usual),
             heading,
-            np.log1p(mass),
-            np.log1p(value),
-            *flags,
+            log_mass,
+            log_value,
+            [o != d for o, d in zip(origin, departure, strict=True)],  # transshipment
+            *([v is not None for v in prepared.text(f)] for f in ("seller_id", "courier_id")),
             weekday,
             hour,
         ]
@@ -323,12 +327,21 @@ def _heading(hs6: str | None) -> float:
     return np.nan if hs6 is None or not hs6[:4].isdigit() else float(hs6[:4])
 
 
-def _number_key(values: np.ndarray) -> TextColumn:
+def _number_key(values: FloatColumn) -> TextColumn:
     """A number as an exact, canonical text key ('950', '120.5'): the same for a float64 column in
     training and a Python float on the request path; missing → None."""
-    return text_column([None if v != v else f"{v:.12g}" for v in values.tolist()])
+    items = values if isinstance(values, list) else values.tolist()
+    return text_column([None if v != v else f"{v:.12g}" for v in items])
 
 
-def _unit_value(cols: Columns) -> np.ndarray:
+def _columns_of(rows: list[tuple[float, ...]], width: int) -> list[FloatColumn]:
+    """The ``width`` columns of rows of floats: lists for a few rows, float64 arrays for many."""
+    if len(rows) < SMALL:
+        return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+    matrix = np.array(rows, dtype=np.float64).reshape(-1, width)
+    return [matrix[:, k] for k in range(width)]
+
+
+def _unit_value(cols: Columns) -> FloatColumn:
     """Declared value per kg; NaN unless the mass is positive."""
     return per_positive(number_of(cols, "declared_value"), number_of(cols, "net_mass_kg"))

@@ -6,10 +6,13 @@ built straight from a validated record. One code path serves both, and no 1-row 
 is ever built on the request path.
 
 Below :data:`SMALL` rows (a request, a batch of a few records) the helpers take plain Python loops:
-building NumPy or pandas machinery costs microseconds per call, more than the work itself. The
-small and the large branch of a helper compute the same values with the same floating-point
-operations (IEEE arithmetic, or the same NumPy function), so a row's features never depend on how
-many rows came with it.
+building NumPy or pandas machinery costs microseconds per call, more than the work itself. There a
+column is a Python list (:data:`TextColumn`, :data:`FloatColumn`, :data:`InstantColumn`), the helpers
+take and give lists, and a block of features becomes one array only once all its columns are
+computed. The small and the large branch of a helper compute the same values with the same
+floating-point operations (IEEE arithmetic, which Python floats and NumPy's float64 share, or the
+same NumPy function: ``math.log1p`` is not ``np.log1p`` to the last bit), so a row's features never
+depend on how many rows came with it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ Columns = Mapping[str, Any]  # field -> 1-D array-like of equal length
 #: Values of a text field, str or None: a list below :data:`SMALL` rows, an object array from there on
 #: (both iterate and index alike; a list is several times cheaper to build for a request's one row).
 TextColumn = list[str | None] | np.ndarray
+#: Values of a number field as float (NaN where missing): a list below :data:`SMALL` rows, a float64
+#: array from there on. A helper takes the list branch when its columns are lists.
+FloatColumn = list[float] | np.ndarray
+#: Naive UTC instants as microseconds since 1970-01-01: a list of int below :data:`SMALL` rows (NaT,
+#: which only NumPy's arithmetic handles, as :data:`NAT`), a datetime64[us] array from there on.
+InstantColumn = list[int] | np.ndarray
 
 #: Code of the category that stands for "rare in training or never seen": LightGBM learns a split
 #: for it from the rare training categories, so an unseen value at serving time is scored as such,
@@ -97,6 +106,19 @@ def as_text_column(values: Any) -> TextColumn:
     return out.tolist() if len(out) < SMALL else out
 
 
+def float_column(items: list[float]) -> FloatColumn:
+    """A list of float as a :data:`FloatColumn`: kept as it is below :data:`SMALL` rows."""
+    return items if len(items) < SMALL else np.array(items, dtype=np.float64)
+
+
+def as_float_column(values: Any) -> FloatColumn:
+    """:func:`as_float_array` as a :data:`FloatColumn` (a request's short list is never made an array)."""
+    if isinstance(values, list) and len(values) < SMALL:  # as_float_array's list branch, kept a list
+        return _floats(values)
+    out = as_float_array(values)
+    return out.tolist() if len(out) < SMALL else out
+
+
 def as_float_array(values: Any) -> np.ndarray:
     """float64 array; a missing value (None, NA, NaN) is NaN."""
     if isinstance(values, pd.Series):
@@ -106,25 +128,47 @@ def as_float_array(values: Any) -> np.ndarray:
         out[np.isnan(out)] = np.nan
         return out
     items = values if isinstance(values, list) else list(np.asarray(values, dtype=object))
-    return np.array(
-        [v if type(v) is float and v == v else np.nan if is_missing(v) else float(v) for v in items],
-        dtype=np.float64,
-    )
+    return np.array(_floats(items), dtype=np.float64)
+
+
+def _floats(items: list[Any]) -> list[float]:
+    """Values as Python floats, a missing one as NaN (the canonical NaN; an int is never missing)."""
+    return [
+        v
+        if type(v) is float and v == v
+        else float(v)
+        if type(v) is int
+        else np.nan
+        if is_missing(v)
+        else float(v)
+        for v in items
+    ]
 
 
 def as_datetime_array(values: Any) -> np.ndarray:
-    """datetime64[us] array; inputs are naive UTC (the schemas normalise aware instants).
+    """datetime64[us] array; inputs are naive UTC (the schemas normalise aware instants)."""
+    out = as_instant_column(values)
+    return np.array(out, dtype=np.int64).view("datetime64[us]") if isinstance(out, list) else out
 
-    A request's naive ``datetime`` / ``date`` values are converted with integer arithmetic (exact, as
-    NumPy's conversion is); anything else goes through NumPy.
+
+def as_instant_column(values: Any) -> InstantColumn:
+    """Instants as an :data:`InstantColumn`; inputs are naive UTC (the schemas normalise aware ones).
+
+    A list of naive ``datetime`` / ``date`` values (a request's, a batch of records') is converted
+    with integer arithmetic: exact, as NumPy's conversion is, and several times faster than NumPy's
+    conversion of Python objects. Anything else goes through NumPy.
     """
-    if isinstance(values, pd.Series):
-        return values.to_numpy(dtype="datetime64[us]")
-    if isinstance(values, list) and len(values) < SMALL:
+    if isinstance(values, list):
         micros = [_micros(v) for v in values]
         if None not in micros:
+            if len(micros) < SMALL:
+                return micros  # type: ignore[return-value]
             return np.array(micros, dtype=np.int64).view("datetime64[us]")
-    return np.asarray(values, dtype="datetime64[us]")
+    if isinstance(values, pd.Series):
+        out = values.to_numpy(dtype="datetime64[us]")
+    else:
+        out = np.asarray(values, dtype="datetime64[us]")
+    return out.astype(np.int64).tolist() if len(out) < SMALL else out
 
 
 def _micros(value: object) -> int | None:
@@ -137,45 +181,85 @@ def _micros(value: object) -> int | None:
     return None
 
 
-def day_number(when: np.ndarray) -> np.ndarray:
-    """Days since 1970-01-01 (floored, as NumPy's ``datetime64[D]``), int64; NaT stays NaT's value."""
-    if len(when) < SMALL:
-        micros = when.astype(np.int64).tolist()
-        if NAT not in micros:
-            return np.array([m // _US_PER_DAY for m in micros], dtype=np.int64)
-    return when.astype("datetime64[D]").astype(np.int64)
+def instants(when: InstantColumn) -> np.ndarray:
+    """An :data:`InstantColumn` as a datetime64[us] array (a list's NaT, NAT, becomes NaT)."""
+    return np.array(when, dtype=np.int64).view("datetime64[us]") if isinstance(when, list) else when
 
 
-def calendar(when: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(day number since 1970-01-01 as int64, weekday as float with Monday = 0, hour as float) of
-    datetime64[us] instants.
+def day_number(when: InstantColumn) -> list[int] | np.ndarray:
+    """Days since 1970-01-01 (floored, as NumPy's ``datetime64[D]``): a list of int for a list, else
+    int64; NaT stays NaT's value."""
+    if isinstance(when, list) and NAT not in when:
+        return [m // _US_PER_DAY for m in when]
+    day = instants(when).astype("datetime64[D]").astype(np.int64)
+    return day.tolist() if isinstance(when, list) else day
+
+
+def calendar(when: InstantColumn) -> tuple[list[int] | np.ndarray, FloatColumn, FloatColumn]:
+    """(day number since 1970-01-01, weekday as float with Monday = 0, hour as float) of instants:
+    lists for a list, else arrays (day numbers int64).
 
     Days are floored (an instant before 1970 belongs to its calendar day), as NumPy's conversion to
     ``datetime64[D]`` floors; 1970-01-01 was a Thursday. A few instants without NaT take Python
     integers, the same integer arithmetic.
     """
-    if len(when) < SMALL:
-        micros = when.astype(np.int64).tolist()
-        if NAT not in micros:
-            days = [m // _US_PER_DAY for m in micros]
-            weekday = np.array([(d + 3) % 7 for d in days], dtype=np.float64)
-            hour = np.array(
-                [(m - d * _US_PER_DAY) // _US_PER_HOUR for m, d in zip(micros, days, strict=True)],
-                dtype=np.float64,
-            )
-            return np.array(days, dtype=np.int64), weekday, hour
-    days64 = when.astype("datetime64[D]")
+    if isinstance(when, list) and NAT not in when:
+        days = [m // _US_PER_DAY for m in when]
+        weekday = [float((d + 3) % 7) for d in days]
+        hour = [float((m - d * _US_PER_DAY) // _US_PER_HOUR) for m, d in zip(when, days, strict=True)]
+        return days, weekday, hour
+    instant = instants(when)
+    days64 = instant.astype("datetime64[D]")
     day = days64.astype(np.int64)
-    weekday = ((day + 3) % 7).astype(np.float64)
-    hour = (when - days64).astype("timedelta64[h]").astype(np.int64).astype(np.float64)
-    return day, weekday, hour
+    weekday_array = ((day + 3) % 7).astype(np.float64)
+    hour_array = (instant - days64).astype("timedelta64[h]").astype(np.int64).astype(np.float64)
+    if isinstance(when, list):
+        return day.tolist(), weekday_array.tolist(), hour_array.tolist()
+    return day, weekday_array, hour_array
 
 
 def stack_columns(columns: Sequence[Any], n_rows: int) -> np.ndarray:
-    """(n_rows, len(columns)) float64 matrix of 1-D columns: one array built, not one per column."""
+    """(n_rows, len(columns)) float64 matrix of 1-D columns (lists or arrays; bools and ints become
+    floats): one array built, not one per column.
+
+    A few rows are built from their row tuples (NumPy converts a short row faster than many short
+    columns); many from the columns, transposed.
+    """
     if not columns:
         return np.empty((n_rows, 0))
+    if n_rows < SMALL:
+        return np.array(list(zip(*columns, strict=True)), dtype=np.float64).reshape(n_rows, len(columns))
     return np.array(columns, dtype=np.float64).T
+
+
+def _few(a: Any, b: Any) -> bool:
+    """Whether both columns are lists: the rows of a request or a small batch (see :data:`FloatColumn`)."""
+    return type(a) is list and type(b) is list
+
+
+def divide(numerator: FloatColumn, denominator: FloatColumn) -> FloatColumn:
+    """``numerator / denominator``; a few rows take the same IEEE division in Python floats, unless a
+    denominator is zero (Python raises where NumPy gives ±inf or NaN)."""
+    few = _few(numerator, denominator)
+    if few and 0.0 not in denominator:
+        return [n / d for n, d in zip(numerator, denominator, strict=True)]
+    out = np.asarray(numerator, dtype=np.float64) / np.asarray(denominator, dtype=np.float64)
+    return out.tolist() if few else out
+
+
+def subtract(minuend: FloatColumn, subtrahend: FloatColumn) -> FloatColumn:
+    """``minuend - subtrahend``; a few rows take the same IEEE subtraction in Python floats."""
+    if _few(minuend, subtrahend):
+        return [a - b for a, b in zip(minuend, subtrahend, strict=True)]
+    return np.asarray(minuend, dtype=np.float64) - np.asarray(subtrahend, dtype=np.float64)
+
+
+def log1p(*columns: FloatColumn) -> list[FloatColumn]:
+    """NumPy's ``log1p`` of each column. A few rows' columns go through NumPy too (``math.log1p``
+    differs in the last bit), all in one call."""
+    if all(type(c) is list for c in columns):
+        return np.log1p(np.array(columns, dtype=np.float64)).tolist()  # type: ignore[no-any-return]
+    return [np.log1p(np.asarray(c, dtype=np.float64)) for c in columns]
 
 
 @dataclass(frozen=True)
@@ -204,7 +288,7 @@ class PreparedColumns(dict):  # type: ignore[type-arg]
         super().__init__(cols)
         self.derived: tuple[str, ...] = ()  # the names of the derived fields among the columns
         self._text: dict[str, TextColumn] = {}
-        self._number: dict[str, np.ndarray] = {}
+        self._number: dict[str, FloatColumn] = {}
         self._arrow: dict[str, pa.Array] = {}
 
     def arrow(self, name: str) -> pa.Array:
@@ -230,23 +314,18 @@ class PreparedColumns(dict):  # type: ignore[type-arg]
             self._text[name] = out
         return out
 
-    def number(self, name: str) -> np.ndarray:
+    def number(self, name: str) -> FloatColumn:
         if (out := self._number.get(name)) is None:
-            out = self._number[name] = as_float_array(self[name])
+            out = self._number[name] = as_float_column(self[name])
         return out
 
 
-def per_positive(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+def per_positive(numerator: FloatColumn, denominator: FloatColumn) -> FloatColumn:
     """``numerator / denominator`` where the denominator is positive, else NaN (a unit value per kg,
     a weight per bag); a few rows take the same IEEE division without NumPy's per-call cost."""
-    if len(denominator) < SMALL:
-        return np.array(
-            [
-                n / d if d > 0 else np.nan
-                for n, d in zip(numerator.tolist(), denominator.tolist(), strict=True)
-            ],
-            dtype=np.float64,
-        )
+    if _few(numerator, denominator):
+        return [n / d if d > 0 else np.nan for n, d in zip(numerator, denominator, strict=True)]
+    numerator, denominator = np.asarray(numerator), np.asarray(denominator)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(denominator > 0, numerator / denominator, np.nan)
 
@@ -258,37 +337,30 @@ def text_of(cols: Columns, name: str) -> TextColumn:
     return as_text_column(cols[name])
 
 
-def number_of(cols: Columns, name: str) -> np.ndarray:
-    """``as_float_array(cols[name])``, converted once per prepared batch."""
+def number_of(cols: Columns, name: str) -> FloatColumn:
+    """``as_float_column(cols[name])``, converted once per prepared batch."""
     if isinstance(cols, PreparedColumns):
         return cols.number(name)
-    return as_float_array(cols[name])
+    return as_float_column(cols[name])
 
 
 def map_distinct(fn: Callable[..., Any], *columns: TextColumn) -> list[Any]:
     """``[fn(*values) for values in zip(*columns)]``, calling ``fn`` once per distinct combination.
 
-    For columns of str / None (or other hashable values) of a big batch, which repeat few values: an
-    HS code and origin map to one reference unit value however many declarations carry them.
+    For text columns (str / None) of a big batch, which repeat few values: an HS code and origin map
+    to one reference unit value however many declarations carry them. A dict of the combinations
+    seen is as fast as factorising the columns at every size, and simpler.
     """
-    n = len(columns[0]) if columns else 0
-    if n < SMALL or len(columns) > 3:  # (the combined codes of more columns could overflow)
-        return [fn(*values) for values in zip(*columns, strict=True)]
-    combined = np.zeros(n, dtype=np.int64)
-    uniques = []
-    for col in columns:
-        codes, distinct = pd.factorize(np.asarray(col, dtype=object), use_na_sentinel=True)
-        uniques.append([*distinct.tolist(), None])  # code -1 (a missing value) picks the last: None
-        combined = combined * (len(distinct) + 1) + (codes + 1)
-    keys, inverse = np.unique(combined, return_inverse=True)
-    results = []
-    for key in keys.tolist():
-        parts = []
-        for distinct in reversed(uniques):
-            key, code = divmod(key, len(distinct))
-            parts.append(distinct[code - 1])
-        results.append(fn(*reversed(parts)))
-    return [results[i] for i in inverse.tolist()]
+    rows = zip(*columns, strict=True)
+    if (len(columns[0]) if columns else 0) < SMALL:
+        return [fn(*values) for values in rows]
+    seen: dict[tuple[Any, ...], Any] = {}
+    out = []
+    for values in rows:
+        if values not in seen:
+            seen[values] = fn(*values)
+        out.append(seen[values])
+    return out
 
 
 @dataclass
@@ -314,10 +386,13 @@ class Vocabulary:
     def __contains__(self, value: object) -> bool:
         return value in self._index
 
+    def code(self, value: str | None) -> float:
+        """The code of one value (see :meth:`encode`)."""
+        return math.nan if value is None else self._index.get(value, self.other_code)
+
     def codes(self, values: TextColumn) -> list[float]:
         """The codes of a few values (see :meth:`encode`), as a list."""
-        index, other, nan = self._index, self.other_code, math.nan
-        return [nan if v is None else index.get(v, other) for v in values]
+        return list(map(self.code, values))
 
     def encode(self, values: TextColumn) -> np.ndarray:
         """Codes as float (LightGBM's input type); None → NaN (missing); unseen → OTHER.
@@ -436,6 +511,11 @@ class EntityHistory:
         """(seen, inspected, hits) of one key: zeros for a new entity, NaNs for a missing key."""
         return _NAN3 if key is None else self.totals.get(key, _ZERO3)
 
+    def _counts(self, keys: TextColumn) -> np.ndarray:
+        """(n, 3) counts of ``keys``, key by key."""
+        counts_of = self.counts_of
+        return np.array([counts_of(k) for k in keys], dtype=np.float64).reshape(-1, 3)
+
     @cached_property
     def _table(self) -> tuple[pa.Array, np.ndarray]:
         """The totals' keys (Arrow) and a (keys + 1, 3) matrix whose last row is the new entity's."""
@@ -447,18 +527,20 @@ class EntityHistory:
     def lookup(self, keys: TextColumn | pa.Array) -> np.ndarray:
         """(n, 3) counts of ``keys`` (str or None) as of the cut-off; see :meth:`counts_of`.
 
-        A big batch is looked up in one hash-table pass (Arrow's ``index_in``; strings compare as
-        Python's do).
+        A batch with more keys than the history knows is looked up in one hash-table pass (Arrow's
+        ``index_in``; strings compare as Python's do). That pass first hashes every known key, on
+        every call (≈ 7 ms for 100,000 of them): a smaller batch is looked up key by key in the dict.
         """
-        if len(keys) < SMALL and not isinstance(keys, pa.Array):
-            counts_of = self.counts_of
-            return np.array([counts_of(k) for k in keys], dtype=np.float64).reshape(-1, 3)
+        if len(keys) < SMALL or len(keys) < len(self.totals):
+            if isinstance(keys, pa.Array):
+                keys = keys.to_numpy(zero_copy_only=False)  # str, and None for null
+            return self._counts(keys)
         known, counts = self._table
         if not isinstance(keys, pa.Array):
             try:
                 keys = _strict_arrow_text(keys)
             except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all str / None: key by key, as a dict
-                return np.array([self.counts_of(k) for k in keys], dtype=np.float64).reshape(-1, 3)
+                return self._counts(keys)
         positions = pc.index_in(keys, value_set=known).fill_null(len(counts) - 1).to_numpy()
         out = counts[positions]
         out[keys.is_null().to_numpy(zero_copy_only=False)] = np.nan
@@ -507,19 +589,22 @@ def history_as_of(
     return out, totals
 
 
-def history_features(counts: np.ndarray, prior: float, strength: float) -> np.ndarray:
+def history_features(counts: np.ndarray | list[list[float]], prior: float, strength: float) -> np.ndarray:
     """(seen, inspected, smoothed hit rate) per entity from its (seen, inspected, hits) counts.
 
-    ``counts`` is (n, 3·entities). The rate is shrunk toward the overall rate ``prior``:
-    (hits + m·p) / (inspections + m) with m = ``strength``; all entities' rates are computed at once.
+    ``counts`` is (n, 3·entities): an array, or a list of a few rows' counts (at least one row; the
+    lists are modified). The rate is shrunk toward the overall rate ``prior``: (hits + m·p) /
+    (inspections + m) with m = ``strength``; all entities' rates are computed at once.
     """
     shift = strength * prior
-    if len(counts) < SMALL and strength > 0:  # the same IEEE arithmetic on Python floats
-        flat = counts.tolist()
-        for row in flat:
+    if len(counts) < SMALL and strength > 0:  # the same IEEE arithmetic on Python floats (and ints)
+        rows = counts if isinstance(counts, list) else counts.tolist()
+        for row in rows:
             for k in range(2, len(row), 3):
                 row[k] = (row[k] + shift) / (row[k - 1] + strength)
-        return np.array(flat, dtype=np.float64).reshape(counts.shape)
+        out = np.array(rows, dtype=np.float64)
+        return out if isinstance(counts, list) else out.reshape(counts.shape)
+    counts = np.asarray(counts, dtype=np.float64)
     out = np.array(counts, dtype=np.float64)
     out[:, 2::3] = (counts[:, 2::3] + shift) / (counts[:, 1::3] + strength)
     return out

@@ -14,15 +14,18 @@ import numpy as np
 from features.builder import FeatureBuilder, Reason
 from features.common import (
     NAT,
-    SMALL,
     WEEKDAYS,
     Columns,
     FeatureDef,
+    FloatColumn,
+    InstantColumn,
     PreparedColumns,
     TextColumn,
-    as_datetime_array,
+    as_instant_column,
     calendar,
     day_number,
+    float_column,
+    instants,
     is_missing,
     per_positive,
     stack_columns,
@@ -68,7 +71,7 @@ class PassengerFeatures(FeatureBuilder):
         routes = [_route_list(r) for r in cols["route"]]
         return {
             "transit_airport": text_column([r[1] if len(r) > 2 else None for r in routes]),
-            "n_transits": np.array([max(len(r) - 2, 0) for r in routes], dtype=np.float64),
+            "n_transits": float_column([float(max(len(r) - 2, 0)) for r in routes]),
         }
 
     def numeric_defs(self) -> list[FeatureDef]:
@@ -111,15 +114,13 @@ class PassengerFeatures(FeatureBuilder):
 
     def numeric_block(self, cols: Columns) -> np.ndarray:
         prepared = self.prepare(cols)
-        departure = as_datetime_array(prepared["departure_at"])
-        booking = as_datetime_array(prepared["booking_at"])
-        expiry = as_datetime_array(prepared["document_expiry"])
+        departure, booking, expiry = (
+            as_instant_column(prepared[f]) for f in ("departure_at", "booking_at", "document_expiry")
+        )
         day, weekday, hour = calendar(departure)
-        expiry_day = day_number(expiry)
         bags, weight, party, trips = (
             prepared.number(f) for f in ("checked_bags", "bag_weight_kg", "party_size", "trips_last_12m")
         )
-        agency = [v is not None for v in prepared.text("travel_agency_id")]
         columns = [
             _hours_between(departure, booking),
             prepared["n_transits"],
@@ -127,9 +128,9 @@ class PassengerFeatures(FeatureBuilder):
             bags,
             weight,
             per_positive(weight, bags),
-            (expiry_day.view("datetime64[D]") - day.view("datetime64[D]")).astype(np.float64),
+            _days_between(day_number(expiry), day),
             trips,
-            np.array(agency, dtype=np.float64),
+            [v is not None for v in prepared.text("travel_agency_id")],  # has_agency
             hour,
             weekday,
         ]
@@ -165,16 +166,23 @@ class PassengerFeatures(FeatureBuilder):
 _TICKET_TYPES = {"one_way": "one-way ticket", "return": "return ticket"}
 
 
-def _hours_between(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+def _hours_between(later: InstantColumn, earlier: InstantColumn) -> FloatColumn:
     """Hours from ``earlier`` to ``later`` (whole seconds, floored), as float."""
-    if len(later) < SMALL:  # the same floored seconds and IEEE division, in Python integers
-        ends, starts = later.astype(np.int64).tolist(), earlier.astype(np.int64).tolist()
-        if NAT not in ends and NAT not in starts:
-            return np.array(
-                [float((e - s) // 1_000_000) / 3600.0 for e, s in zip(ends, starts, strict=True)],
-                dtype=np.float64,
-            )
-    return (later - earlier).astype("timedelta64[s]").astype(np.float64) / 3600.0
+    few = isinstance(later, list) and isinstance(earlier, list)
+    if few and NAT not in later and NAT not in earlier:  # the same floored seconds and IEEE division
+        return [float((e - s) // 1_000_000) / 3600.0 for e, s in zip(later, earlier, strict=True)]
+    out = (instants(later) - instants(earlier)).astype("timedelta64[s]").astype(np.float64) / 3600.0
+    return out.tolist() if few else out
+
+
+def _days_between(later: list[int] | np.ndarray, earlier: list[int] | np.ndarray) -> FloatColumn:
+    """Days from day number ``earlier`` to day number ``later``, as float (NaT as NumPy gives it)."""
+    few = isinstance(later, list) and isinstance(earlier, list)
+    if few and NAT not in later and NAT not in earlier:
+        return [float(e - s) for e, s in zip(later, earlier, strict=True)]
+    days = np.asarray(later, dtype=np.int64).view("datetime64[D]")
+    out = (days - np.asarray(earlier, dtype=np.int64).view("datetime64[D]")).astype(np.float64)
+    return out.tolist() if few else out
 
 
 def _transit_text(transit: Any) -> str:

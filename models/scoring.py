@@ -14,13 +14,13 @@ column by column.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from features.builder import DIRECTION, BatchContext, columns_of_record
+from features.builder import BatchContext, columns_of_record
 from models.bundle import ModelBundle
 from models.explain import ContributionBackend, default_backend
 
@@ -88,6 +88,12 @@ class Scorer:
         self.thresholds = thresholds_for(bundle, red_share, yellow_share)
         self.backend = backend or default_backend(bundle.booster)
         self.labels = [f.label for f in self.builder.feature_defs]
+        # Each feature's explanation item with its name and label, and every key in its order: an
+        # item is a copy with its value, contribution and reason set (see _items).
+        self._templates = [
+            {"feature": name, "label": label, "value": None, "contribution": 0.0, "reason": ""}
+            for name, label in zip(self.builder.feature_names, self.labels, strict=True)
+        ]
 
     @property
     def model_info(self) -> dict[str, str]:
@@ -131,19 +137,37 @@ class Scorer:
             order = order[:top]
         features = order.tolist()
         c = contrib.tolist()
-        values, texts = self.builder.describe_row(self.builder.context(row), x.tolist(), features)
-        names, labels = self.builder.feature_names, self.labels
-        items = [
-            {
-                "feature": names[j],
-                "label": labels[j],
-                "value": values[j],
-                "contribution": c[j],
-                "reason": texts[j] + DIRECTION[c[j] > 0],
-            }
-            for j in features
-        ]
-        return {"base_value": c[-1], "unit": "log-odds", "contributions": items}
+        raises = (contrib[:-1] > 0).tolist()
+        values, reasons = self.builder.describe_row(self.builder.context(row), x.tolist(), features, raises)
+        return {
+            "base_value": c[-1],
+            "unit": "log-odds",
+            "contributions": self._items(features, values, c, reasons),
+        }
+
+    def _items(
+        self,
+        features: list[int],
+        values: Sequence[Any],
+        contributions: list[float],
+        reasons: Sequence[str],
+        at: Iterable[int] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The explanation items of ``features``, in that order. ``contributions`` are indexed by
+        feature; ``values`` and ``reasons`` by feature too, or by the positions ``at`` (a compact
+        explanation's ranks, ``range(len(features))``).
+
+        An item is a copy of the feature's template (its name, its label, the keys in their order)
+        with the other three set: a five-entry copy and three stores cost less than building a
+        five-key dict (≈ 25 % less), and a batch builds tens of thousands of them."""
+        templates, out = self._templates, []
+        for j, k in zip(features, features if at is None else at, strict=True):
+            item = templates[j].copy()
+            item["value"] = values[k]
+            item["contribution"] = contributions[j]
+            item["reason"] = reasons[k]
+            out.append(item)
+        return out
 
     def explanations(
         self, scored: ScoredColumns, records: Sequence[Mapping[str, Any]], worded: int | None = None
@@ -179,14 +203,11 @@ class Scorer:
             ),
             strict=True,
         )
-        names, labels = builder.feature_names, self.labels
         out = []
         for c, features, v, r in zip(contrib.tolist(), order.tolist(), values, reasons, strict=True):
-            items = [
-                {"feature": names[j], "label": labels[j], "value": v[j], "contribution": c[j], "reason": r[j]}
-                for j in features
-            ]
-            out.append({"base_value": c[-1], "unit": "log-odds", "contributions": items})
+            out.append(
+                {"base_value": c[-1], "unit": "log-odds", "contributions": self._items(features, v, c, r)}
+            )
         return out
 
     def _compact_explanations(
@@ -194,79 +215,74 @@ class Scorer:
     ) -> list[dict[str, Any]]:
         assert scored.contributions is not None
         k = max(0, min(worded, order.shape[1]))
-        values, reasons = self._word_ranks(scored, ctx, order[:, :k], with_values=True)
-        names, labels = self.builder.feature_names, self.labels
+        contrib = scored.contributions
+        top, rest = order[:, :k], order[:, k:]
+        values, reasons = self._word_ranks(scored, ctx, top, with_values=True)
+        ranks = range(k)
+        # the names and contributions of every row's other features, gathered for all rows at once
+        # (the same str and float objects as ``feature_names[j]`` and ``contributions.tolist()``)
+        rest_names = np.array(self.builder.feature_names, dtype=object)[rest].tolist()
+        rest_contributions = np.take_along_axis(contrib[:, :-1], rest, axis=1).tolist()
         out = []
-        for i, (c, features) in enumerate(zip(scored.contributions.tolist(), order.tolist(), strict=True)):
-            items = [
-                {
-                    "feature": names[j],
-                    "label": labels[j],
-                    "value": values[rank][i],
-                    "contribution": c[j],
-                    "reason": reasons[rank][i],
-                }
-                for rank, j in enumerate(features[:k])
-            ]
-            rest = features[k:]
+        for c, features, v, r, names, numbers in zip(
+            contrib.tolist(),
+            top.tolist(),
+            values.tolist(),
+            reasons.tolist(),
+            rest_names,
+            rest_contributions,
+            strict=True,
+        ):
             out.append(
                 {
                     "base_value": c[-1],
                     "unit": "log-odds",
-                    "contributions": items,
-                    "remaining": {
-                        "features": [names[j] for j in rest],
-                        "contributions": [c[j] for j in rest],
-                    },
+                    "contributions": self._items(features, v, c, r, at=ranks),
+                    "remaining": {"features": names, "contributions": numbers},
                 }
             )
         return out
 
     def _word_ranks(
         self, scored: ScoredColumns, ctx: BatchContext, top: np.ndarray, *, with_values: bool
-    ) -> tuple[list[list[Any]], list[list[str | None]]]:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """For ``top`` (row × rank → feature), the display value and the reason at every rank of every
-        row, as columns over the rows (``[rank][row]``; None where ``top`` has no rank for a row).
+        row, as (rows, ranks) object arrays (values: without ``with_values``, all None).
 
         The rows are grouped by feature, so each feature is worded for all the rows whose ``top`` it is
-        in, from columns gathered once."""
+        in, from columns gathered once; its words are written to their (row, rank) cells in one
+        array assignment."""
         assert scored.contributions is not None
         contrib = scored.contributions[:, :-1]
         n, k = top.shape
-        values: list[list[Any]] = [[None] * n for _ in range(k if with_values else 0)]
-        reasons: list[list[str | None]] = [[None] * n for _ in range(k)]
+        values = np.full(n * k, None, dtype=object)
+        reasons = np.full(n * k, None, dtype=object)
         if not top.size:
-            return values, reasons
+            return values.reshape(n, k), reasons.reshape(n, k)
         flat = top.ravel()
         by_feature = np.argsort(flat, kind="stable")
         bounds = np.searchsorted(flat[by_feature], np.arange(contrib.shape[1] + 1)).tolist()
         builder = self.builder
         for j in range(contrib.shape[1]):
-            positions = by_feature[bounds[j] : bounds[j + 1]]
+            positions = by_feature[bounds[j] : bounds[j + 1]]  # row * k + rank, rows in order
             if not len(positions):
                 continue
-            rows, ranks = np.divmod(positions, k)
-            row_list, rank_list = rows.tolist(), ranks.tolist()
+            rows = positions // k
+            row_list = rows.tolist()
             xs, raises = scored.X[rows, j].tolist(), (contrib[rows, j] > 0).tolist()
-            for r, rank, reason in zip(
-                row_list, rank_list, builder.feature_reasons(j, xs, raises, ctx, row_list), strict=True
-            ):
-                reasons[rank][r] = reason
+            reasons[positions] = _objects(builder.feature_reasons(j, xs, raises, ctx, row_list))
             if with_values:
-                for r, rank, value in zip(
-                    row_list, rank_list, builder.display_values(j, xs, ctx, row_list), strict=True
-                ):
-                    values[rank][r] = value
-        return values, reasons
+                values[positions] = _objects(builder.display_values(j, xs, ctx, row_list))
+        return values.reshape(n, k), reasons.reshape(n, k)
 
     def top_reasons(
         self, contrib: np.ndarray, row: Mapping[str, Any], x: np.ndarray, k: int = 3
     ) -> list[str]:
         """The reasons of the ``k`` largest contributions of one record, largest first."""
         features = np.argsort(-np.abs(contrib[:-1]), kind="stable")[:k].tolist()
-        c = contrib.tolist()
-        _, texts = self.builder.describe_row(self.builder.context(row), x.tolist(), features)
-        return [texts[j] + DIRECTION[c[j] > 0] for j in features]
+        raises = (contrib[:-1] > 0).tolist()
+        _, reasons = self.builder.describe_row(self.builder.context(row), x.tolist(), features, raises)
+        return [reasons[j] for j in features]
 
     def top_reason_columns(
         self, scored: ScoredColumns, cols: Mapping[str, Any], k: int = 3
@@ -284,7 +300,8 @@ class Scorer:
         if not top.size:
             return columns
         _, reasons = self._word_ranks(scored, self.builder.batch_context(cols), top, with_values=False)
-        return reasons + columns[len(reasons) :]
+        worded: list[list[str | None]] = reasons.T.tolist()
+        return worded + columns[len(worded) :]
 
 
 def top_k_order(contrib: np.ndarray, k: int) -> np.ndarray:
@@ -313,6 +330,11 @@ def top_k_order(contrib: np.ndarray, k: int) -> np.ndarray:
     if len(rest):
         out[rest] = np.argsort(-size[rest], axis=1, kind="stable")[:, :k]
     return out
+
+
+def _objects(items: list[Any]) -> np.ndarray:
+    """A list as a 1-D object array, item by item (``np.array`` would unpack items that are sequences)."""
+    return np.fromiter(items, dtype=object, count=len(items))
 
 
 def records_to_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:

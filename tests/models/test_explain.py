@@ -179,14 +179,25 @@ def test_remembered_words_do_not_mix_values_that_are_equal_but_read_differently(
     from features.builder import REMEMBERED, Reason
 
     reason = Reason(("a",), lambda a: f"importer {a}", by_fields=True)
-    assert [reason.words(1), reason.words(1.0), reason.words("1"), reason.words(True)] == [
-        "importer 1",
-        "importer 1.0",
-        "importer 1",
-        "importer True",
+    lowers = [
+        reason.directed(1)[0],
+        reason.directed(1.0)[0],
+        reason.directed("1")[0],
+        reason.directed(True)[0],
     ]
+    assert lowers == [
+        "importer 1 (lowers risk)",
+        "importer 1.0 (lowers risk)",
+        "importer 1 (lowers risk)",
+        "importer True (lowers risk)",
+    ]
+    assert reason.directed("1")[1] == "importer 1 (raises risk)"
+    pair = Reason(("a", "b"), lambda a, b: f"{a} × {b}", by_fields=True)
+    assert pair.directed(("1", None))[0] == "1 × None (lowers risk)"
+    assert pair.directed((1, "x"))[1] == "1 × x (raises risk)"
+    assert list(pair._memory) == [("1", None)]  # only str / None keys are remembered
     for i in range(REMEMBERED + 10):  # bounded: it starts afresh
-        reason.words(str(i))
+        reason.directed(str(i))
     assert len(reason._memory) <= REMEMBERED
 
 
