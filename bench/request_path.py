@@ -90,8 +90,9 @@ class Served(NamedTuple):
 def server(app: str, data_dir: Path, workers: int) -> Iterator[Served]:
     """``app`` served as ``borderrisk serve`` serves (``bench/serve.py``), once every worker listens."""
     port = free_port()
+    writer = [] if app.startswith("bench.usual_app") else ["--log-writer"]  # as `borderrisk serve`
     proc = subprocess.Popen(
-        [PYTHON, "-m", "bench.serve", app, "--port", str(port), "--workers", str(workers)],
+        [PYTHON, "-m", "bench.serve", app, "--port", str(port), "--workers", str(workers), *writer],
         env=bench_env(data_dir),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

@@ -15,12 +15,16 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--log-writer", action="store_true", help="with several workers, log through a writer process"
+    )
     args = parser.parse_args()
     serve(
         args.app,
         host=args.host,
         port=args.port,
         workers=args.workers,
+        log_writer=args.log_writer,
         log_level="warning",
         access_log=False,
     )

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="Decision log; default SQLite file <data_dir>/audit.db"
     )
+    log_writer: str | None = Field(
+        default=None,
+        description=(
+            "Unix socket of the decision-log writer process; set by `borderrisk serve --workers N` "
+            "for its workers (see service.store.logwriter), not by hand"
+        ),
+    )
     host: str = "127.0.0.1"
     port: int = 8000
 

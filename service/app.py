@@ -54,7 +54,7 @@ def open_store(app: FastAPI, settings: Settings) -> bool:
         log.error("decision_log_unavailable", error=str(exc))
         return False
     app.state.engine = engine
-    app.state.audit = AuditStore(engine)
+    app.state.audit = AuditStore(engine, log_writer=settings.log_writer)
     app.state.keys = KeyStore(engine, cache_ttl=settings.key_cache_ttl)
     app.state.store_error = None
     return True

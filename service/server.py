@@ -12,6 +12,12 @@ spreads new connections over the listening sockets by a hash of their addresses.
 starts listening only once its app has started (uvicorn listens after the lifespan), so a worker
 still loading its models receives nothing. The parent only supervises: it replaces a worker that
 dies, and passes SIGTERM / SIGINT on for a graceful shutdown.
+
+The service's workers all log into one decision log, and they do not write it themselves: the
+supervisor starts a decision-log writer process first (:mod:`service.store.logwriter`, which says why)
+and hands its socket to every worker (``BORDERRISK_LOG_WRITER``). A writer that dies is replaced like a
+worker (requests meanwhile get 503, as in any outage of the log); at shutdown it stops last, once the
+workers have finished their requests.
 """
 
 from __future__ import annotations
@@ -19,10 +25,14 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
+import time
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
@@ -37,7 +47,14 @@ log = structlog.get_logger(__name__)
 #: Seconds a worker has to finish its in-flight requests after SIGTERM before it is killed.
 SHUTDOWN_GRACE_S = 30.0
 
-__all__ = ["SHUTDOWN_GRACE_S", "connections_per_worker", "listening_sockets", "serve", "worker_pids"]
+__all__ = [
+    "SHUTDOWN_GRACE_S",
+    "connections_per_worker",
+    "listening_sockets",
+    "log_writer_pids",
+    "serve",
+    "worker_pids",
+]
 
 
 def _tcp_table(state: str, port: int) -> list[list[str]]:
@@ -61,8 +78,8 @@ def listening_sockets(port: int) -> int:
     return len(_tcp_table("0A", port))
 
 
-def worker_pids(supervisor: int) -> set[int]:
-    """The worker processes of the supervisor ``supervisor`` (Linux ``/proc``)."""
+def _children(supervisor: int, marker: bytes) -> set[int]:
+    """Child processes of ``supervisor`` whose command line holds ``marker`` (Linux ``/proc``)."""
     pids = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -72,9 +89,20 @@ def worker_pids(supervisor: int) -> set[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == supervisor and b"spawn_main" in cmdline:
+        if ppid == supervisor and marker in cmdline:
             pids.add(int(entry.name))
     return pids
+
+
+def worker_pids(supervisor: int) -> set[int]:
+    """The worker processes of the supervisor ``supervisor`` (Linux ``/proc``)."""
+    return _children(supervisor, b"spawn_main")
+
+
+def log_writer_pids(supervisor: int) -> set[int]:
+    """The decision-log writer of the supervisor ``supervisor`` (one, or none between a death and its
+    replacement; Linux ``/proc``)."""
+    return _children(supervisor, b"service.store.logwriter")
 
 
 def connections_per_worker(supervisor: int, port: int) -> dict[int, int]:
@@ -139,13 +167,31 @@ def _worker(app: str, host: str, port: int, options: dict[str, Any]) -> None:
     uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
 
 
+#: Seconds the writer has to open (and migrate) the decision log and listen, at start-up.
+WRITER_START_TIMEOUT_S = 120.0
+
+
 class _Supervisor:
-    def __init__(self, app: str, host: str, port: int, workers: int, options: dict[str, Any]) -> None:
+    def __init__(
+        self, app: str, host: str, port: int, workers: int, options: dict[str, Any], log_writer: bool
+    ) -> None:
         self.args = (app, host, port, options)
         self.count = workers
         self.context = multiprocessing.get_context("spawn")
         self.stop = threading.Event()
         self.processes: list[BaseProcess] = []
+        self.writer: subprocess.Popen[bytes] | None = None
+        self.writer_socket: str | None = None
+        self.database_url = ""
+        if log_writer:
+            from borderrisk.settings import get_settings
+
+            settings = get_settings()
+            if settings.audit_url.startswith("sqlite"):
+                settings.data_path.mkdir(parents=True, exist_ok=True)
+            self.database_url = settings.audit_url
+            self.writer_dir = tempfile.mkdtemp(prefix="borderrisk-")  # private: mode 0700
+            self.writer_socket = os.path.join(self.writer_dir, "log-writer.sock")
 
     def _start(self) -> BaseProcess:
         process = self.context.Process(target=_worker, args=self.args, name="borderrisk-worker")
@@ -153,15 +199,48 @@ class _Supervisor:
         log.info("worker_started", pid=process.pid)
         return process
 
+    def _start_writer(self) -> subprocess.Popen[bytes]:
+        """The writer, as a command of its own (``python -m service.store.logwriter``): not a
+        ``spawn_main`` child, so nothing that counts the workers (:func:`worker_pids`) counts it."""
+        assert self.writer_socket is not None
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service.store.logwriter", self.database_url, self.writer_socket]
+        )
+        log.info("log_writer_started", pid=process.pid)
+        return process
+
+    def _writer_listening(self, process: subprocess.Popen[bytes]) -> bool:
+        """Wait until the writer answers; False if it exited first or took too long."""
+        from service.store.logwriter import RemoteDecisionLog
+
+        assert self.writer_socket is not None
+        probe = RemoteDecisionLog(self.writer_socket, timeout_s=5.0)
+        deadline = time.monotonic() + WRITER_START_TIMEOUT_S
+        while process.poll() is None and time.monotonic() < deadline and not self.stop.is_set():
+            if probe.ping():
+                return True
+            time.sleep(0.05)
+        return False
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.stop.set()
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        if self.writer_socket is not None:
+            self.writer = self._start_writer()
+            if not self._writer_listening(self.writer):
+                log.error("log_writer_failed_to_start", pid=self.writer.pid)
+                self._shutdown()
+                return 1
+            os.environ["BORDERRISK_LOG_WRITER"] = self.writer_socket  # inherited by spawned workers
         self.processes = [self._start() for _ in range(self.count)]
         status = 0
         while not self.stop.wait(0.5):
+            if self.writer is not None and self.writer.poll() is not None:
+                log.warning("log_writer_died", pid=self.writer.pid, exitcode=self.writer.returncode)
+                self.writer = self._start_writer()
             for i, process in enumerate(self.processes):
                 if process.is_alive():
                     continue
@@ -175,26 +254,43 @@ class _Supervisor:
         self._shutdown()
         return status
 
-    def _shutdown(self) -> None:
-        for process in self.processes:
+    @staticmethod
+    def _stop(processes: list[BaseProcess]) -> None:
+        for process in processes:
             if process.is_alive():
                 process.terminate()  # SIGTERM: uvicorn finishes in-flight requests, then exits
-        for process in self.processes:
+        for process in processes:
             process.join(SHUTDOWN_GRACE_S)
             if process.is_alive():
                 log.warning("worker_killed", pid=process.pid)
                 process.kill()
                 process.join()
 
+    def _shutdown(self) -> None:
+        self._stop(self.processes)  # the workers first: their last requests still need the writer
+        if self.writer is not None:
+            self.writer.terminate()  # SIGTERM: it answers what it has, then exits
+            try:
+                self.writer.wait(SHUTDOWN_GRACE_S)
+            except subprocess.TimeoutExpired:
+                log.warning("process_killed", pid=self.writer.pid, name="log-writer")
+                self.writer.kill()
+                self.writer.wait()
+        if self.writer_socket is not None:
+            shutil.rmtree(self.writer_dir, ignore_errors=True)
 
-def serve(app: str, *, host: str, port: int, workers: int = 1, **options: Any) -> None:
+
+def serve(
+    app: str, *, host: str, port: int, workers: int = 1, log_writer: bool = False, **options: Any
+) -> None:
     """Serve ``app`` (an import string) on ``host:port``: in this process for one worker, else under
-    a supervisor with one socket per worker. ``options`` are :class:`uvicorn.Config` settings."""
+    a supervisor with one socket per worker and, with ``log_writer``, a decision-log writer process
+    that all workers log through. ``options`` are :class:`uvicorn.Config` settings."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
     if workers == 1:
         uvicorn.run(app, host=host, port=port, **options)
         return
     port = _claim_port(host, port)
-    log.info("serving", host=host, port=port, workers=workers)
-    sys.exit(_Supervisor(app, host, port, workers, options).run())
+    log.info("serving", host=host, port=port, workers=workers, log_writer=log_writer)
+    sys.exit(_Supervisor(app, host, port, workers, options, log_writer).run())

@@ -29,6 +29,7 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
+        log_writer=True,  # several workers log through one writer process (service.store.logwriter)
         log_level="info",
         log_config=None,  # the app routes uvicorn's loggers through its JSON renderer
         access_log=False,  # one JSON line per request comes from the app's middleware instead

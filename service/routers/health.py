@@ -33,6 +33,9 @@ def readyz(request: Request, models: ModelsDep) -> JSONResponse:
     store_ok = engine is not None and ping(engine)
     if not store_ok:
         problems["decision_log"] = getattr(state, "store_error", None) or "unreachable"
+    elif (writer := state.audit.log_writer) is not None and not writer.ping():
+        store_ok = False
+        problems["decision_log"] = "the decision-log writer does not answer"
     if getattr(state, "stopping", False):
         problems["service"] = "shutting down"
     ready = models.ready and store_ok and not getattr(state, "stopping", False)

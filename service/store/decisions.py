@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from numbers import Real
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 from sqlalchemy import Engine, and_, delete, func, insert, null, or_, select, update
@@ -58,12 +58,16 @@ from service.store.db import (
     StoreError,
     StoreUnavailable,
     db_errors,
+    driver_insert,
+    driver_write_transaction,
     insert_rows,
+    is_sqlite,
     json_text,
     read_transaction,
     write_transaction,
 )
 from service.store.group_commit import GroupCommit
+from service.store.logwriter import RemoteDecisionLog
 
 __all__ = [
     "LEDGER_LOCK_KEY",
@@ -78,6 +82,7 @@ __all__ = [
 LEDGER_LOCK_KEY = 0x62725F6C6564  # "br_led"
 MAX_PAGE = 1000
 _HEAD_SQL = "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1"
+_ANCHOR_SQL = "SELECT seq, hash FROM ledger_anchor WHERE id = 1"
 #: Most decisions one group-commit transaction carries (a batch call larger than this goes alone).
 GROUP_MAX_DECISIONS = 2000
 
@@ -86,6 +91,13 @@ _anchor = tables.ledger_anchor
 _dec = tables.decisions
 _rev = tables.reviews
 _out = tables.outcomes
+
+
+class DecisionCommitter(Protocol):
+    """Commits one ``append_decisions`` call's prepared decisions, grouped with concurrent calls:
+    :class:`GroupCommit` in this process, or :class:`RemoteDecisionLog` through the writer process."""
+
+    def submit(self, work: list[tuple[_Pending, dict[str, Any]]], size: int = 1) -> list[str]: ...
 
 
 class DecisionNotFound(StoreError, LookupError):
@@ -202,29 +214,43 @@ def _finite(value: Any, field: str) -> float:
 class AuditStore:
     """Append-only decision log over a SQLAlchemy engine (see the module docstring)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, log_writer: str | None = None) -> None:
+        """``log_writer``: the socket of a decision-log writer process (:mod:`service.store.logwriter`,
+        started by ``borderrisk serve --workers N``); decisions are then committed by that process,
+        together with every other worker's. Without it, by this process (group-committed among its
+        threads). Every other write, and every read, is this process's own either way."""
         if getattr(engine.dialect, "_json_serializer", None) is not json_text:
             raise ValueError(
                 "AuditStore needs an engine made by service.store.make_engine "
                 "(its JSON columns store canonical JSON as is)"
             )
         self.engine = engine
-        self._decision_groups: GroupCommit[list[tuple[_Pending, dict[str, Any]]], list[str]] = GroupCommit(
+        #: Decision appends at the driver level (SQLite), see :meth:`_write_decisions`.
+        self._driver_appends = is_sqlite(engine)
+        self.log_writer = None if log_writer is None else RemoteDecisionLog(log_writer)
+        self._decision_groups: DecisionCommitter = self.log_writer or GroupCommit(
             self._commit_decision_groups, max_items=GROUP_MAX_DECISIONS
         )
 
     # ------------------------------------------------------------------ chain internals
 
     @staticmethod
-    def _head(conn: Connection) -> _Head:
-        # Read under the append lock on every append: a constant statement, sent as is (the same
-        # SQL on both backends), costs a fifth of what building the select each time does.
-        row = conn.exec_driver_sql(_HEAD_SQL).first()
+    def _head(conn: Connection | Any) -> _Head:
+        """The chain head, read under the append lock on every append, from a SQLAlchemy
+        connection or (on SQLite's driver path) an sqlite3 one: constant statements, sent as they
+        are (the same SQL on both backends), cost a fifth of what building a select each time does."""
+
+        def first(sql: str) -> Any:
+            if isinstance(conn, Connection):
+                return conn.exec_driver_sql(sql).first()
+            return conn.execute(sql).fetchone()
+
+        row = first(_HEAD_SQL)
         if row is not None:
             return _Head(int(row[0]), row[1])
-        anchor = conn.execute(select(_anchor.c.seq, _anchor.c.hash).where(_anchor.c.id == 1)).first()
+        anchor = first(_ANCHOR_SQL)
         if anchor is not None:
-            return _Head(int(anchor.seq), anchor.hash)
+            return _Head(int(anchor[0]), anchor[1])
         return _Head(0, GENESIS)
 
     @staticmethod
@@ -415,30 +441,26 @@ class AuditStore:
     def _write_decisions(self, calls: Sequence[list[tuple[_Pending, dict[str, Any]]]]) -> list[list[str]]:
         """One transaction for ``calls``. A duplicate decision id is caught by the primary key (no
         look-up before every insert); the failed transaction is then told apart from an outage by
-        looking the ids up."""
+        looking the ids up.
+
+        On SQLite the transaction runs at the driver level (:func:`driver_write_transaction`: the
+        same lock, statements and stored bytes, without SQLAlchemy's per-transaction machinery);
+        on PostgreSQL through SQLAlchemy, whose overhead a network round trip dwarfs."""
         ids = [p.record_id for call in calls for p, _ in call]
         if len(set(ids)) != len(ids):
             raise DuplicateDecision("two calls of one group log the same decision_id")
-        hashes: list[list[str]] = []
         try:
-            with (
-                db_errors("append_decisions"),
-                write_transaction(self.engine, lock_key=LEDGER_LOCK_KEY) as conn,
-            ):
-                head = self._head(conn)
-                ledger_rows: list[dict[str, Any]] = []
-                index_rows: list[dict[str, Any]] = []
-                for call in calls:
-                    call_hashes = []
-                    for pending, index in call:
-                        row = self._ledger_row(head, pending)
-                        head = _Head(row["seq"], row["hash"])
-                        ledger_rows.append(row)
-                        index_rows.append({**index, "ledger_seq": row["seq"]})
-                        call_hashes.append(row["hash"])
-                    hashes.append(call_hashes)
-                insert_rows(conn, _lg, ledger_rows)
-                insert_rows(conn, _dec, index_rows)
+            with db_errors("append_decisions"):
+                if self._driver_appends:
+                    with driver_write_transaction(self.engine) as dbapi:
+                        ledger_rows, index_rows, hashes = self._chained(self._head(dbapi), calls)
+                        driver_insert(dbapi, self.engine.dialect, _lg, ledger_rows)
+                        driver_insert(dbapi, self.engine.dialect, _dec, index_rows)
+                else:
+                    with write_transaction(self.engine, lock_key=LEDGER_LOCK_KEY) as conn:
+                        ledger_rows, index_rows, hashes = self._chained(self._head(conn), calls)
+                        insert_rows(conn, _lg, ledger_rows)
+                        insert_rows(conn, _dec, index_rows)
         except StoreUnavailable as exc:
             if isinstance(exc.__cause__, IntegrityError):
                 existing = self._existing_decision(ids)
@@ -446,6 +468,24 @@ class AuditStore:
                     raise DuplicateDecision(f"decision {existing} is already logged") from None
             raise
         return hashes
+
+    def _chained(
+        self, head: _Head, calls: Sequence[list[tuple[_Pending, dict[str, Any]]]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[list[str]]]:
+        """The ledger and index rows of ``calls`` chained after ``head``, and each call's hashes."""
+        ledger_rows: list[dict[str, Any]] = []
+        index_rows: list[dict[str, Any]] = []
+        hashes: list[list[str]] = []
+        for call in calls:
+            call_hashes = []
+            for pending, index in call:
+                row = self._ledger_row(head, pending)
+                head = _Head(row["seq"], row["hash"])
+                ledger_rows.append(row)
+                index_rows.append({**index, "ledger_seq": row["seq"]})
+                call_hashes.append(row["hash"])
+            hashes.append(call_hashes)
+        return ledger_rows, index_rows, hashes
 
     def _existing_decision(self, ids: list[str]) -> str | None:
         with db_errors("append_decisions"), self.engine.connect() as conn:

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.server import connections_per_worker, listening_sockets, worker_pids
+from service.server import connections_per_worker, listening_sockets, log_writer_pids, worker_pids
 from tests.reliability.conftest import Load, bearer, inspect_store, make_store_keys
 
 pytestmark = pytest.mark.reliability
@@ -125,3 +125,47 @@ def test_connections_are_spread_over_the_workers_and_a_dead_worker_is_replaced(
     assert server.wait_exit(40) == 0, server.tail()
     assert not any(Path(f"/proc/{pid}").exists() for pid in replaced)
     inspect_store(url).assert_whole()
+
+
+# ----------------------------------------------------------------------------- the decision-log writer
+
+
+def _writer(server, timeout: float = 60) -> int:
+    """Wait until the supervisor has one decision-log writer; return its pid."""
+    deadline = time.monotonic() + timeout
+    while len(pids := log_writer_pids(server.pid)) != 1:
+        assert time.monotonic() < deadline, f"no log writer; log:\n{server.tail()}"
+        time.sleep(0.1)
+    return pids.pop()
+
+
+def test_the_log_writer_killed_under_load_is_replaced_and_loses_nothing(
+    registry, servers, tmp_path, cargo_payloads
+):
+    """The workers log through one writer process. Killed outright in the middle of a load, it is
+    replaced: requests meanwhile get 200 or 503 and nothing else, every 200 is in the log, nothing is
+    half-written, and once the replacement answers (readiness asks it) every request gets 200."""
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    keys = make_store_keys(url)
+    registry.set_champion("cargo", "1")
+    server = servers(registry.data_dir, url, args=("--workers", "2"))
+    _serving(server, 2)
+    victim = _writer(server)
+    assert victim not in worker_pids(server.pid)
+
+    load = Load(
+        server.url, "/v1/cargo/score", cargo_payloads, bearer(keys["officer"]), workers=6, per_worker=150
+    )
+    load.start()
+    assert load.wait_until(lambda: len(load.ok()) >= 100, timeout=60), load.statuses()
+    os.kill(victim, signal.SIGKILL)
+    replacement = _writer(server)
+    assert replacement != victim
+    load.join()
+    assert set(load.statuses()) <= {"200", "503"}, load.statuses()
+    server.wait_for("ready")  # /readyz asks the writer: ready again once the replacement answers
+    _score_on_fresh_connections(server, cargo_payloads[:10], keys["officer"])
+
+    report = inspect_store(url)
+    report.assert_whole()
+    assert {a.body["decision_id"] for a in load.ok()} <= set(report.versions)

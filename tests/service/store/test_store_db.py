@@ -174,8 +174,9 @@ def test_postgres_connection_killed_is_replaced_by_pre_ping(db_target, engine, m
 def test_sqlite_rows_go_to_the_driver_exactly_as_a_core_insert_sends_them(
     tmp_path, make_decision, monkeypatch
 ):
-    """``insert_rows`` hands SQLite's INSERTs to the driver: the stored bytes must be what
-    ``conn.execute(insert(table), rows)`` stores — timestamps, canonical JSON, NULLs, floats."""
+    """SQLite decision appends run at the driver level (their own transaction and INSERTs): the
+    stored bytes must be what SQLAlchemy's transaction and ``conn.execute(insert(table), rows)``
+    store — timestamps, canonical JSON, NULLs, floats."""
     import sqlite3
 
     from sqlalchemy import insert
@@ -194,6 +195,9 @@ def test_sqlite_rows_go_to_the_driver_exactly_as_a_core_insert_sends_them(
             if name == "core":
                 patch.setattr(store_decisions, "insert_rows", core_insert)
             store = AuditStore(engine)
+            assert store._driver_appends
+            if name == "core":
+                store._driver_appends = False
             store.append_decisions(decisions[:2])
             for d in decisions[2:]:
                 store.append_decision(**d)
