@@ -19,12 +19,15 @@ def main() -> None:
         "--log-writer", action="store_true", help="with several workers, log through a writer process"
     )
     args = parser.parse_args()
+    from borderrisk.settings import get_settings
+
     serve(
         args.app,
         host=args.host,
         port=args.port,
         workers=args.workers,
         log_writer=args.log_writer,
+        cpu_pinning=get_settings().cpu_pinning,  # as `borderrisk serve` binds its workers
         log_level="warning",
         access_log=False,
     )

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    cpu_pinning: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description=(
+            "bind each worker process of `borderrisk serve` to one CPU (round robin); auto: unless a "
+            "cgroup CPU quota applies (see service.affinity)"
+        ),
+    )
 
     # Decision policy: the shares of the flow that go to the red and yellow channels, which follow
     # the inspection capacity. Thresholds are derived from the validation score distribution.

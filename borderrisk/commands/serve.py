@@ -30,6 +30,7 @@ def serve(
         port=port or settings.port,
         workers=workers,
         log_writer=True,  # several workers log through one writer process (service.store.logwriter)
+        cpu_pinning=settings.cpu_pinning,  # each worker bound to one CPU (service.affinity)
         log_level="info",
         log_config=None,  # the app routes uvicorn's loggers through its JSON renderer
         access_log=False,  # one JSON line per request comes from the app's middleware instead

@@ -6,6 +6,7 @@ reproduced deterministically by tests/training/test_registry.py."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -90,16 +91,35 @@ def _serving(server, workers: int, timeout: float = 60) -> set[int]:
         time.sleep(0.1)
 
 
+def _cpus_of(pid: int) -> set[str]:
+    """The CPU lists (``Cpus_allowed_list``) of every thread of process ``pid``."""
+    out = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+            status = (task / "status").read_text()
+            out.add(status.split("Cpus_allowed_list:")[1].split()[0])
+    return out
+
+
 def test_connections_are_spread_over_the_workers_and_a_dead_worker_is_replaced(
     registry, servers, tmp_path, cargo_payloads
 ):
     """uvicorn's shared socket let one worker take 16 connections opened together (16:0 measured);
-    with a socket per worker the kernel spreads them (all on one: probability 2 × 2⁻¹⁶)."""
+    with a socket per worker the kernel spreads them (all on one: probability 2 × 2⁻¹⁶). Each
+    worker is bound to a CPU of its own (``BORDERRISK_CPU_PINNING=on``), every thread of it, and a
+    replaced worker to the CPU of the one it replaces; the writer stays unbound."""
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     keys = make_store_keys(url)
     registry.set_champion("cargo", "1")
-    server = servers(registry.data_dir, url, args=("--workers", "2"))
+    server = servers(registry.data_dir, url, args=("--workers", "2"), BORDERRISK_CPU_PINNING="on")
     workers = _serving(server, 2)
+    allowed = sorted(os.sched_getaffinity(0))
+    cpu_of = {pid: _cpus_of(pid) for pid in workers}
+    if len(allowed) >= 2:
+        assert all(len(lists) == 1 for lists in cpu_of.values()), cpu_of  # every thread alike
+        assert set().union(*cpu_of.values()) == {str(allowed[0]), str(allowed[1])}, cpu_of
+        (writer,) = log_writer_pids(server.pid)
+        assert _cpus_of(writer) == _cpus_of(os.getpid())  # as the service was started: unbound
 
     clients = [httpx.Client(base_url=server.url, timeout=30) for _ in range(16)]
     try:
@@ -113,11 +133,16 @@ def test_connections_are_spread_over_the_workers_and_a_dead_worker_is_replaced(
     assert sum(held.values()) == 16, held
     assert all(count > 0 for count in held.values()), f"one worker holds every connection: {held}"
 
-    # A worker killed outright is replaced; the survivor keeps serving meanwhile.
-    victim = min(workers)
+    # A worker killed outright is replaced; the survivor keeps serving meanwhile. (The victim is the
+    # worker of the second slot: a replacement bound as the first would show.)
+    second = {str(allowed[1])} if len(allowed) >= 2 else set()
+    victim = next((pid for pid in workers if cpu_of[pid] == second), min(workers))
     os.kill(victim, signal.SIGKILL)
     replaced = _serving(server, 2)
     assert victim not in replaced and len(replaced & workers) == 1
+    if len(allowed) >= 2:
+        (newcomer,) = replaced - workers
+        assert _cpus_of(newcomer) == cpu_of[victim]
     _score_on_fresh_connections(server, cargo_payloads[16:32], keys["officer"])
 
     # SIGTERM to the supervisor alone stops every worker, and it exits cleanly.
