@@ -6,8 +6,9 @@ middleware, validation) and the thread-pool thread that scores — and, left to 
 run on whichever CPU is free, so the request's data and the interpreter's own state keep moving
 between the CPUs' caches. Bound to one CPU, both threads find them warm: on the 2-core development
 machine (AMD EPYC), two workers with 16 clients answered 1,181–1,243 requests per second bound
-against 730–1,003 unbound, alternating runs (p99 23–26 ms against 34–56 ms); one worker answering
-one client at a time showed no clear difference. nginx's ``worker_cpu_affinity auto`` does the same.
+against 730–1,003 unbound, alternating runs (p99 23–26 ms against 34–56 ms), and one worker with 8
+clients 847–878 against 667–707; one worker answering one client at a time showed no clear
+difference. nginx's ``worker_cpu_affinity auto`` does the same.
 
 Binding is wrong where the CPUs are not the service's to divide: under a CPU quota (a container
 with ``--cpus`` on a larger host sees every host CPU, but may use only a share of them), a worker
@@ -51,7 +52,9 @@ def cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
 def worker_cpus(workers: int, mode: CpuPinning, *, root: Path = CGROUP_ROOT) -> list[int | None]:
     """The CPU each worker slot is bound to (None: not bound), round robin over the CPUs this
     process may run on. Nothing is bound with ``off``, with ``auto`` under a CPU quota, or when only
-    one CPU is allowed (there is nothing to choose)."""
+    one CPU is allowed (there is nothing to choose), nor where the system cannot bind (not Linux)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return [None] * workers
     allowed = sorted(os.sched_getaffinity(0))
     if mode == "off" or len(allowed) < 2 or (mode == "auto" and cpu_quota(root) is not None):
         return [None] * workers

@@ -53,9 +53,11 @@ def test_auto_binds_nothing_under_a_cpu_quota_and_on_binds_anyway(four_cpus, tmp
     assert worker_cpus(2, "on", root=quota) == [3, 5]
 
 
-def test_off_or_a_single_allowed_cpu_binds_nothing(four_cpus, tmp_path, monkeypatch):
+def test_off_or_a_single_allowed_cpu_or_no_affinity_call_binds_nothing(four_cpus, tmp_path, monkeypatch):
     assert worker_cpus(3, "off", root=tmp_path) == [None, None, None]
     monkeypatch.setattr(affinity.os, "sched_getaffinity", lambda pid: {7})
+    assert worker_cpus(2, "on", root=tmp_path) == [None, None]
+    monkeypatch.delattr(affinity.os, "sched_getaffinity")  # as on macOS
     assert worker_cpus(2, "on", root=tmp_path) == [None, None]
 
 
