@@ -19,6 +19,8 @@ and hands its socket to every worker (``BORDERRISK_LOG_WRITER``). A writer that 
 worker (requests meanwhile get 503, as in any outage of the log); at shutdown it stops last, once the
 workers have finished their requests.
 
+Workers and writer end with the supervisor, even one killed outright (:mod:`service.orphans`).
+
 Each worker is bound to a CPU of its own where the CPUs are the service's to divide
 (:mod:`service.affinity`, ``BORDERRISK_CPU_PINNING``): a worker runs Python on about one CPU anyway,
 and its event-loop and scoring threads then share that CPU's caches instead of trading them.
@@ -47,6 +49,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
 from service.affinity import CpuPinning, bind_to_cpu, worker_cpus
+from service.orphans import end_with_parent
 
 log = structlog.get_logger(__name__)
 
@@ -163,9 +166,14 @@ def _claim_port(host: str, port: int) -> int:
         return int(probe.getsockname()[1])
 
 
-def _worker(app: str, host: str, port: int, options: dict[str, Any], cpu: int | None = None) -> None:
-    """One worker process: bound to its CPU (if any, before the app starts any thread), its own
-    socket (bound, not yet listening), then the uvicorn server."""
+def _worker(
+    app: str, host: str, port: int, options: dict[str, Any], cpu: int | None = None, supervisor: int = 0
+) -> None:
+    """One worker process: ended with its supervisor (:mod:`service.orphans`), bound to its CPU (if
+    any, before the app starts any thread), its own socket (bound, not yet listening), then the
+    uvicorn server."""
+    if supervisor and not end_with_parent(supervisor):
+        sys.exit(0)  # the supervisor is gone already: nobody would stop this worker
     if cpu is not None:
         bind_to_cpu(cpu)
     try:
@@ -212,7 +220,9 @@ class _Supervisor:
 
     def _start(self, slot: int) -> BaseProcess:
         cpu = self.cpus[slot]
-        process = self.context.Process(target=_worker, args=(*self.args, cpu), name="borderrisk-worker")
+        process = self.context.Process(
+            target=_worker, args=(*self.args, cpu, os.getpid()), name="borderrisk-worker"
+        )
         process.start()
         log.info("worker_started", pid=process.pid, cpu=cpu)
         return process
@@ -222,7 +232,14 @@ class _Supervisor:
         ``spawn_main`` child, so nothing that counts the workers (:func:`worker_pids`) counts it."""
         assert self.writer_socket is not None
         process = subprocess.Popen(
-            [sys.executable, "-m", "service.store.logwriter", self.database_url, self.writer_socket]
+            [
+                sys.executable,
+                "-m",
+                "service.store.logwriter",
+                self.database_url,
+                self.writer_socket,
+                str(os.getpid()),  # it ends with the supervisor (service.orphans)
+            ]
         )
         log.info("log_writer_started", pid=process.pid)
         return process

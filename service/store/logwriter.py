@@ -388,7 +388,11 @@ def run_writer(database_url: str, path: str) -> None:
         log.info("log_writer_stopped", pid=os.getpid())
 
 
-if __name__ == "__main__":  # how the supervisor starts it: python -m service.store.logwriter URL SOCKET
+if __name__ == "__main__":  # how the supervisor starts it: python -m service.store.logwriter URL SOCKET PID
     import sys
 
+    from service.orphans import end_with_parent
+
+    if len(sys.argv) > 3 and not end_with_parent(int(sys.argv[3])):
+        sys.exit(0)  # the supervisor (PID) is gone already: nobody would stop this writer
     run_writer(sys.argv[1], sys.argv[2])

@@ -194,3 +194,37 @@ def test_the_log_writer_killed_under_load_is_replaced_and_loses_nothing(
     report = inspect_store(url)
     report.assert_whole()
     assert {a.body["decision_id"] for a in load.ok()} <= set(report.versions)
+
+
+# ----------------------------------------------------------------------------- the supervisor killed outright
+
+
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie (ended; its new parent has not reaped it yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def test_workers_and_writer_end_with_a_supervisor_killed_outright(
+    registry, servers, tmp_path, cargo_payloads
+):
+    """``kill -9`` of the supervisor alone (not its process group): the workers and the writer get
+    SIGTERM from the kernel (service/orphans.py), finish and free the port, instead of serving on
+    with nobody to replace them; what they answered is in the log, whole."""
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    keys = make_store_keys(url)
+    registry.set_champion("cargo", "1")
+    server = servers(registry.data_dir, url, args=("--workers", "2"))
+    children = _serving(server, 2) | {_writer(server)}
+    _score_on_fresh_connections(server, cargo_payloads[:6], keys["officer"])
+
+    os.kill(server.pid, signal.SIGKILL)
+    server.wait_exit(10)
+    deadline = time.monotonic() + 40
+    while not all(_ended(pid) for pid in children):
+        assert time.monotonic() < deadline, f"still running: {[p for p in children if not _ended(p)]}"
+        time.sleep(0.1)
+    assert listening_sockets(server.port) == 0
+    inspect_store(url).assert_whole()
