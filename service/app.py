@@ -37,6 +37,8 @@ Authenticate with `Authorization: Bearer <API key>`; each operation lists the ro
 
 #: Seconds between two attempts to open a decision log that could not be opened at start-up.
 STORE_RETRY_SECONDS = 2.0
+#: Seconds between two looks for a reload announced by another worker (service.models_state).
+FOLLOW_SECONDS = 1.0
 
 
 def open_store(app: FastAPI, settings: Settings) -> bool:
@@ -68,6 +70,17 @@ async def keep_opening_store(app: FastAPI, settings: Settings) -> None:
         if await run_in_threadpool(open_store, app, settings):
             log.info("decision_log_available")
             return
+
+
+async def follow_reloads(app: FastAPI, settings: Settings) -> None:
+    """Serve what another worker's reload announced (one stat-and-read of a small file a poll)."""
+    models: ServingModels = app.state.models
+    while True:
+        await asyncio.sleep(FOLLOW_SECONDS)
+        try:
+            await run_in_threadpool(models.follow, settings)
+        except Exception as exc:  # never let the watcher die: the next poll tries again
+            log.error("model_follow_error", error=repr(exc))
 
 
 def flag_stopping_on_signals(app: FastAPI) -> Callable[[], None]:
@@ -110,8 +123,11 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         app.state.stopping = False  # a lifespan run again on the same app object starts ready to serve
         opened = await run_in_threadpool(open_store, app, settings)
         retry = None if opened else asyncio.create_task(keep_opening_store(app, settings))
+        follower = None
         if load_models:
+            app.state.models.take_announcements_as_seen(settings)
             await run_in_threadpool(app.state.models.load_all, settings)
+            follower = asyncio.create_task(follow_reloads(app, settings))
         log.info("service_started", ready=app.state.models.ready, store=hasattr(app.state, "audit"))
         restore_signals = flag_stopping_on_signals(app)
         try:
@@ -119,8 +135,9 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         finally:
             app.state.stopping = True  # /readyz answers 503 while in-flight requests finish
             restore_signals()
-            if retry is not None:
-                retry.cancel()
+            for task in (retry, follower):
+                if task is not None:
+                    task.cancel()
         engine = getattr(app.state, "engine", None)
         if engine is not None:
             engine.dispose()

@@ -66,6 +66,7 @@ def reload_model(
         serving = f"; still serving version {previous.version}" if previous else ""
         raise HTTPException(409, f"reload of the {domain} model failed: {exc}{serving}") from None
     metrics.RELOADS.labels(domain, "ok").inc()
+    models.announce(settings, domain, scorer)  # the other workers follow (service.models_state)
     return ReloadResponse(
         domain=domain,
         name=scorer.name,

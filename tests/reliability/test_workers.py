@@ -152,6 +152,41 @@ def test_connections_are_spread_over_the_workers_and_a_dead_worker_is_replaced(
     inspect_store(url).assert_whole()
 
 
+def test_a_reload_reaches_every_worker(registry, servers, tmp_path, cargo_payloads):
+    """``POST /v1/models/cargo/reload`` reaches one worker; it announces the version and the other
+    follows (service/models_state.py): soon every connection, on either worker, is served by it."""
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    keys = make_store_keys(url)
+    registry.set_champion("cargo", "1")
+    server = servers(registry.data_dir, url, args=("--workers", "2"))
+    _serving(server, 2)
+    clients = [httpx.Client(base_url=server.url, timeout=30) for _ in range(16)]
+    try:
+
+        def versions() -> list[str]:
+            out = []
+            for client, payload in zip(clients, cargo_payloads, strict=False):
+                r = client.post("/v1/cargo/score", json=payload, headers=bearer(keys["officer"]))
+                assert r.status_code == 200, r.text
+                out.append(r.json()["model"]["version"])
+            return out
+
+        assert versions() == ["1"] * 16
+        held = connections_per_worker(server.pid, server.port)
+        assert len(held) == 2 and all(held.values()), f"the clients do not reach both workers: {held}"
+        registry.set_champion("cargo", "2")
+        r = clients[0].post("/v1/models/cargo/reload", headers=bearer(keys["admin"]))
+        assert r.status_code == 200 and r.json()["version"] == "2", r.text
+        deadline = time.monotonic() + 30
+        while (seen := versions()) != ["2"] * 16:
+            assert time.monotonic() < deadline, f"still served by version 1 after 30 s: {seen}"
+            time.sleep(0.2)
+    finally:
+        for client in clients:
+            client.close()
+        registry.set_champion("cargo", "1")
+
+
 # ----------------------------------------------------------------------------- the decision-log writer
 
 

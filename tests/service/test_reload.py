@@ -93,3 +93,65 @@ def create_app_for(settings):
     from service.app import create_app
 
     return create_app(settings)
+
+
+def test_a_reload_announced_by_one_worker_is_followed_by_the_others(two_versions):
+    """Two ``ServingModels`` stand for two workers of one service (one data folder): the worker that
+    reloads announces the version, the other follows it once — the exact version, even after the
+    alias has moved on — and a worker that starts later does not act on an old announcement."""
+    from service.models_state import ServingModels
+
+    settings, registry = two_versions
+    registry.set_registered_model_alias("cargo-risk", "champion", "1")
+    first, second = ServingModels(), ServingModels()
+    for worker in (first, second):
+        worker.take_announcements_as_seen(settings)
+        worker.load_all(settings)
+        assert worker.get("cargo").version == "1"
+
+    registry.set_registered_model_alias("cargo-risk", "champion", "2")
+    first.announce(settings, "cargo", first.load(settings, "cargo"))
+    registry.set_registered_model_alias("cargo-risk", "champion", "1")  # moved on since
+    assert first.follow(settings) == []  # its own announcement
+    assert second.follow(settings) == ["cargo"]
+    assert second.get("cargo").version == "2"
+    assert second.get("passenger").version == "1"
+    assert second.follow(settings) == []  # once
+
+    later = ServingModels()
+    later.take_announcements_as_seen(settings)
+    later.load_all(settings)
+    assert later.follow(settings) == [] and later.get("cargo").version == "1"
+
+
+def test_an_announced_version_that_cannot_load_leaves_the_old_model(two_versions):
+    from service.models_state import ServingModels
+
+    settings, registry = two_versions
+    registry.set_registered_model_alias("cargo-risk", "champion", "1")
+    worker = ServingModels()
+    worker.take_announcements_as_seen(settings)
+    worker.load_all(settings)
+    (settings.serving_cache / "cargo.announced.json").write_text('{"domain": "cargo", "version": "99"}')
+    assert worker.follow(settings) == []
+    assert worker.get("cargo").version == "1"
+    (settings.serving_cache / "cargo.announced.json").write_text("not json")
+    assert worker.follow(settings) == []
+    assert worker.get("cargo").version == "1"
+
+
+def test_the_reload_endpoint_announces_what_it_swapped_in(two_versions):
+    import json
+
+    settings, registry = two_versions
+    registry.set_registered_model_alias("cargo-risk", "champion", "2")
+    try:
+        with TestClient(create_app_for(settings)) as c:
+            keys = make_keys(c.app, prefix="announce")
+            r = c.post("/v1/models/cargo/reload", headers=auth(keys["admin"]))
+            assert r.status_code == 200, r.text
+        announced = json.loads((settings.serving_cache / "cargo.announced.json").read_text())
+        assert (announced["domain"], announced["version"]) == ("cargo", "2")
+        assert announced["sha256"] == r.json()["sha256"]
+    finally:
+        registry.set_registered_model_alias("cargo-risk", "champion", "1")
