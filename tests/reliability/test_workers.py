@@ -138,6 +138,7 @@ def test_connections_are_spread_over_the_workers_and_a_dead_worker_is_replaced(
     second = {str(allowed[1])} if len(allowed) >= 2 else set()
     victim = next((pid for pid in workers if cpu_of[pid] == second), min(workers))
     os.kill(victim, signal.SIGKILL)
+    _wait_ended(victim)  # the kill takes a moment to land: until then the old pair still counts
     replaced = _serving(server, 2)
     assert victim not in replaced and len(replaced & workers) == 1
     if len(allowed) >= 2:
@@ -190,10 +191,11 @@ def test_a_reload_reaches_every_worker(registry, servers, tmp_path, cargo_payloa
 # ----------------------------------------------------------------------------- the decision-log writer
 
 
-def _writer(server, timeout: float = 60) -> int:
-    """Wait until the supervisor has one decision-log writer; return its pid."""
+def _writer(server, timeout: float = 60, *, not_: int | None = None) -> int:
+    """Wait until the supervisor has one decision-log writer (other than ``not_``, one just killed:
+    the kill takes a moment to land); return its pid."""
     deadline = time.monotonic() + timeout
-    while len(pids := log_writer_pids(server.pid)) != 1:
+    while len(pids := log_writer_pids(server.pid) - {not_}) != 1:
         assert time.monotonic() < deadline, f"no log writer; log:\n{server.tail()}"
         time.sleep(0.1)
     return pids.pop()
@@ -219,8 +221,8 @@ def test_the_log_writer_killed_under_load_is_replaced_and_loses_nothing(
     load.start()
     assert load.wait_until(lambda: len(load.ok()) >= 100, timeout=60), load.statuses()
     os.kill(victim, signal.SIGKILL)
-    replacement = _writer(server)
-    assert replacement != victim
+    _writer(server, not_=victim)  # a replacement is there
+    assert _ended(victim)  # the supervisor replaces it only once it has ended
     load.join()
     assert set(load.statuses()) <= {"200", "503"}, load.statuses()
     server.wait_for("ready")  # /readyz asks the writer: ready again once the replacement answers
@@ -232,6 +234,13 @@ def test_the_log_writer_killed_under_load_is_replaced_and_loses_nothing(
 
 
 # ----------------------------------------------------------------------------- the supervisor killed outright
+
+
+def _wait_ended(pid: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not _ended(pid):
+        assert time.monotonic() < deadline, f"process {pid} still running"
+        time.sleep(0.05)
 
 
 def _ended(pid: int) -> bool:
