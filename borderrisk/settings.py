@@ -49,8 +49,8 @@ class Settings(BaseSettings):
     cpu_pinning: Literal["auto", "on", "off"] = Field(
         default="auto",
         description=(
-            "bind each worker process of `borderrisk serve` to one CPU (round robin); auto: unless a "
-            "cgroup CPU quota applies (see service.affinity)"
+            "bind each worker process of `borderrisk serve` to one CPU (round robin); auto: when the "
+            "workers cover every allowed CPU and no cgroup CPU quota applies (see service.affinity)"
         ),
     )
 

@@ -7,13 +7,17 @@ run on whichever CPU is free, so the request's data and the interpreter's own st
 between the CPUs' caches. Bound to one CPU, both threads find them warm: on the 2-core development
 machine (AMD EPYC), two workers with 16 clients answered 1,181–1,243 requests per second bound
 against 730–1,003 unbound, alternating runs (p99 23–26 ms against 34–56 ms), and one worker with 8
-clients 847–878 against 667–707; one worker answering one client at a time showed no clear
-difference. nginx's ``worker_cpu_affinity auto`` does the same.
+clients 847–878 against 667–707 (bound with ``on``); one worker answering one client at a time
+showed no clear difference. nginx's ``worker_cpu_affinity auto`` does the same.
 
-Binding is wrong where the CPUs are not the service's to divide: under a CPU quota (a container
-with ``--cpus`` on a larger host sees every host CPU, but may use only a share of them), a worker
-bound to one CPU competes with whatever else runs there. ``auto`` (the default) therefore binds only
-when no cgroup CPU quota applies; ``on`` and ``off`` decide explicitly (``BORDERRISK_CPU_PINNING``).
+Binding is wrong where the CPUs are not the service's to divide. Under a CPU quota (a container
+with ``--cpus`` on a larger host sees every host CPU, but may use only a share of them) a bound
+worker competes with whatever else runs on its CPU; and services with fewer workers than CPUs —
+one worker, the default of ``borderrisk serve`` and of the container image — would all bind to the
+first CPUs, several of them on one host to the same one. ``auto`` (the default) therefore binds only
+when the workers cover every CPU the service may use (one per CPU, the deployment of a machine of
+its own) and no cgroup CPU quota applies; ``on`` binds in any case, ``off`` never
+(``BORDERRISK_CPU_PINNING``).
 """
 
 from __future__ import annotations
@@ -51,12 +55,15 @@ def cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
 
 def worker_cpus(workers: int, mode: CpuPinning, *, root: Path = CGROUP_ROOT) -> list[int | None]:
     """The CPU each worker slot is bound to (None: not bound), round robin over the CPUs this
-    process may run on. Nothing is bound with ``off``, with ``auto`` under a CPU quota, or when only
-    one CPU is allowed (there is nothing to choose), nor where the system cannot bind (not Linux)."""
+    process may run on. Nothing is bound with ``off``; with ``auto`` when there are fewer workers than
+    allowed CPUs or a CPU quota applies; when only one CPU is allowed (there is nothing to choose);
+    nor where the system cannot bind (not Linux)."""
     if not hasattr(os, "sched_getaffinity"):
         return [None] * workers
     allowed = sorted(os.sched_getaffinity(0))
-    if mode == "off" or len(allowed) < 2 or (mode == "auto" and cpu_quota(root) is not None):
+    if mode == "off" or len(allowed) < 2:
+        return [None] * workers
+    if mode == "auto" and (workers < len(allowed) or cpu_quota(root) is not None):
         return [None] * workers
     return [allowed[slot % len(allowed)] for slot in range(workers)]
 

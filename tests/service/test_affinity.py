@@ -43,14 +43,21 @@ def four_cpus(monkeypatch):
 
 
 def test_workers_get_the_allowed_cpus_round_robin(four_cpus, tmp_path):
-    assert worker_cpus(2, "auto", root=tmp_path) == [3, 5]
-    assert worker_cpus(6, "on", root=tmp_path) == [3, 5, 6, 9, 3, 5]
+    assert worker_cpus(4, "auto", root=tmp_path) == [3, 5, 6, 9]
+    assert worker_cpus(6, "auto", root=tmp_path) == [3, 5, 6, 9, 3, 5]
+    assert worker_cpus(2, "on", root=tmp_path) == [3, 5]
 
 
-def test_auto_binds_nothing_under_a_cpu_quota_and_on_binds_anyway(four_cpus, tmp_path):
-    quota = _cgroup(tmp_path, {"cpu.max": "200000 100000"})
-    assert worker_cpus(2, "auto", root=quota) == [None, None]
-    assert worker_cpus(2, "on", root=quota) == [3, 5]
+def test_auto_binds_nothing_with_fewer_workers_than_cpus_or_under_a_quota_and_on_binds_anyway(
+    four_cpus, tmp_path
+):
+    """Services with fewer workers than CPUs would all crowd the first CPUs (one worker: the
+    default); a quota means the CPUs are shared."""
+    assert worker_cpus(1, "auto", root=tmp_path) == [None]
+    assert worker_cpus(3, "auto", root=tmp_path) == [None, None, None]
+    quota = _cgroup(tmp_path, {"cpu.max": "400000 100000"})
+    assert worker_cpus(4, "auto", root=quota) == [None] * 4
+    assert worker_cpus(4, "on", root=quota) == [3, 5, 6, 9]
 
 
 def test_off_or_a_single_allowed_cpu_or_no_affinity_call_binds_nothing(four_cpus, tmp_path, monkeypatch):
