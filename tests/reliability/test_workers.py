@@ -91,6 +91,21 @@ def _serving(server, workers: int, timeout: float = 60) -> set[int]:
         time.sleep(0.1)
 
 
+def _wait_ended(pid: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not _ended(pid):
+        assert time.monotonic() < deadline, f"process {pid} still running"
+        time.sleep(0.05)
+
+
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie (ended; its new parent has not reaped it yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
 def _cpus_of(pid: int) -> set[str]:
     """The CPU lists (``Cpus_allowed_list``) of every thread of process ``pid``."""
     out = set()
@@ -234,21 +249,6 @@ def test_the_log_writer_killed_under_load_is_replaced_and_loses_nothing(
 
 
 # ----------------------------------------------------------------------------- the supervisor killed outright
-
-
-def _wait_ended(pid: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not _ended(pid):
-        assert time.monotonic() < deadline, f"process {pid} still running"
-        time.sleep(0.05)
-
-
-def _ended(pid: int) -> bool:
-    """Gone, or a zombie (ended; its new parent has not reaped it yet)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return True
 
 
 def test_workers_and_writer_end_with_a_supervisor_killed_outright(
