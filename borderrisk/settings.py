@@ -23,6 +23,9 @@ MODEL_NAMES: dict[str, str] = {"cargo": "cargo-risk", "passenger": "passenger-ri
 
 DEV_SECRET = "dev-only-insecure-session-secret"
 
+#: Binding each worker of `borderrisk serve` to one CPU (see service.affinity).
+CpuPinning = Literal["auto", "on", "off"]
+
 
 class Settings(BaseSettings):
     """Runtime configuration. Every field maps to ``BORDERRISK_<FIELD>``."""
@@ -46,7 +49,7 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
-    cpu_pinning: Literal["auto", "on", "off"] = Field(
+    cpu_pinning: CpuPinning = Field(
         default="auto",
         description=(
             "bind each worker process of `borderrisk serve` to one CPU (round robin); auto: when the "

@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+
+from borderrisk.settings import CpuPinning
 
 __all__ = ["CpuPinning", "bind_to_cpu", "cpu_quota", "worker_cpus"]
-
-CpuPinning = Literal["auto", "on", "off"]
 
 #: Where the cgroup CPU quota is read (as a process sees it inside its container): cgroup v2's
 #: ``cpu.max`` ("max 100000" means none), else cgroup v1's ``cpu.cfs_quota_us`` (-1 means none).
