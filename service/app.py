@@ -125,7 +125,6 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
         retry = None if opened else asyncio.create_task(keep_opening_store(app, settings))
         follower = None
         if load_models:
-            app.state.models.take_announcements_as_seen(settings)
             await run_in_threadpool(app.state.models.load_all, settings)
             follower = asyncio.create_task(follow_reloads(app, settings))
         log.info("service_started", ready=app.state.models.ready, store=hasattr(app.state, "audit"))

@@ -61,6 +61,9 @@ class ServingModels:
             return scorer
 
     def load_all(self, settings: Settings) -> None:
+        """Start-up: take what is announced already as seen (not news: see the module docstring),
+        then load every domain's champion."""
+        self._take_announcements_as_seen(settings)
         for domain in DOMAINS:
             try:
                 self.load(settings, domain)
@@ -80,8 +83,7 @@ class ServingModels:
         except OSError:  # none yet (or unreadable: nothing to follow)
             return None
 
-    def take_announcements_as_seen(self, settings: Settings) -> None:
-        """At start-up, before the models load: what is announced already is not news."""
+    def _take_announcements_as_seen(self, settings: Settings) -> None:
         for domain in DOMAINS:
             self.seen[domain] = self._read_announcement(settings, domain)
 

@@ -105,7 +105,6 @@ def test_a_reload_announced_by_one_worker_is_followed_by_the_others(two_versions
     registry.set_registered_model_alias("cargo-risk", "champion", "1")
     first, second = ServingModels(), ServingModels()
     for worker in (first, second):
-        worker.take_announcements_as_seen(settings)
         worker.load_all(settings)
         assert worker.get("cargo").version == "1"
 
@@ -119,7 +118,6 @@ def test_a_reload_announced_by_one_worker_is_followed_by_the_others(two_versions
     assert second.follow(settings) == []  # once
 
     later = ServingModels()
-    later.take_announcements_as_seen(settings)
     later.load_all(settings)
     assert later.follow(settings) == [] and later.get("cargo").version == "1"
 
@@ -130,7 +128,6 @@ def test_an_announced_version_that_cannot_load_leaves_the_old_model(two_versions
     settings, registry = two_versions
     registry.set_registered_model_alias("cargo-risk", "champion", "1")
     worker = ServingModels()
-    worker.take_announcements_as_seen(settings)
     worker.load_all(settings)
     (settings.serving_cache / "cargo.announced.json").write_text('{"domain": "cargo", "version": "99"}')
     assert worker.follow(settings) == []
