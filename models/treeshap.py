@@ -65,6 +65,7 @@ from __future__ import annotations
 import collections
 import functools
 import math
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -84,9 +85,28 @@ _MISSING_TYPES = {"None": _k.MISSING_NONE, "Zero": _k.MISSING_ZERO, "NaN": _k.MI
 _PARALLEL_LOCK = threading.Lock()
 
 
+#: Rows below which a batch is explained on the calling thread. Launching numba's threads costs more
+#: than it saves on a few rows, and in a service the other requests already keep every core busy.
+PARALLEL_MIN_ROWS = 64
+
+
 def _n_chunks(n_rows: int) -> int:
     """Work items for the parallel kernels: a few per thread, for load balance."""
     return min(n_rows, 8 * numba.get_num_threads())
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _in_parallel(n_rows: int) -> bool:
+    """Whether a batch goes to the parallel kernels: a large one, where the process may use more than
+    one CPU. A service worker bound to one CPU (service.affinity) never does: its kernel threads
+    would only take turns on that CPU."""
+    return n_rows >= PARALLEL_MIN_ROWS and _usable_cpus() > 1
 
 
 def pred_contrib_reference(booster: Any, X: np.ndarray) -> np.ndarray:
@@ -465,9 +485,13 @@ class TreeShapExplainer:
     def raw_score(self, X: npt.ArrayLike) -> np.ndarray:
         """Raw margin per row, as ``booster.predict(X, raw_score=True)``."""
         A = self._matrix(X)
-        out = np.empty(A.shape[0])
+        n = A.shape[0]
+        out = np.empty(n)
+        if not _in_parallel(n):
+            _k._raw_rows(A, np.int64(0), np.int64(n), self._ei, self._ef, self._trees, self._catw, out)
+            return out
         with _PARALLEL_LOCK:
-            _k.raw_batch_kernel(A, self._ei, self._ef, self._trees, self._catw, _n_chunks(A.shape[0]), out)
+            _k.raw_batch_kernel(A, self._ei, self._ef, self._trees, self._catw, _n_chunks(n), out)
         return out
 
     def shap_values(self, X: npt.ArrayLike) -> np.ndarray:
@@ -475,11 +499,30 @@ class TreeShapExplainer:
         return self.explain(X)[1]
 
     def explain(self, X: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-        """Batch (raw margins (n,), contributions (n, n_features + 1)), rows in parallel."""
+        """Batch (raw margins (n,), contributions (n, n_features + 1)); large batches' rows in parallel."""
         A = self._matrix(X)
         n = A.shape[0]
         out = np.empty((n, self.n_features + 1))
         raw = np.empty(n)
+        if not _in_parallel(n):
+            _k._shap_rows(
+                A,
+                np.int64(0),
+                np.int64(n),
+                self._ei,
+                self._ef,
+                self._ia,
+                self._tw,
+                self._trees,
+                self._catw,
+                self.n_features,
+                self.expected_value,
+                self._max_nint,
+                self._max_j,
+                out,
+                raw,
+            )
+            return raw, out
         with _PARALLEL_LOCK:
             _k.shap_batch_kernel(
                 A,
@@ -525,6 +568,7 @@ class TreeShapExplainer:
         """Compile (or load from numba's cache) and run every kernel once, so no request pays for it."""
         x = np.zeros(self.n_features)
         self.explain_row(x)
-        X = np.zeros((2, self.n_features))
-        self.explain(X)
-        self.raw_score(X)
+        for rows in (2, PARALLEL_MIN_ROWS):  # the calling thread's kernels and the parallel ones
+            X = np.zeros((rows, self.n_features))
+            self.explain(X)
+            self.raw_score(X)

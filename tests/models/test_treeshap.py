@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from models import treeshap
 from models.treeshap import TreeShapExplainer, pred_contrib_reference
 
 with warnings.catch_warnings():  # importing shap emits matplotlib deprecation warnings
@@ -587,3 +588,39 @@ def _explainer(booster):
     if key not in _EXPLAINERS:
         _EXPLAINERS[key] = TreeShapExplainer.from_booster(booster)
     return _EXPLAINERS[key]
+
+
+def test_small_batches_and_one_cpu_stay_on_the_calling_thread_with_the_same_bits(
+    categorical_model, rng, monkeypatch
+):
+    """A large batch runs in parallel where the process may use several CPUs; a small one, or any
+    batch in a process bound to one CPU (a service worker), runs on the calling thread, where numba's
+    threads would only take turns. Both give the same bits: the same rows, the same blocks of 8."""
+    booster, X = categorical_model
+    ex = TreeShapExplainer.from_booster(booster)
+    rows = _test_rows(rng, X, 200)
+    launched: list[str] = []
+    for name in ("shap_batch_kernel", "raw_batch_kernel"):
+        real = getattr(treeshap._k, name)
+
+        def spy(*args, _real=real, _name=name):  # type: ignore[no-untyped-def]
+            launched.append(_name)
+            return _real(*args)
+
+        monkeypatch.setattr(treeshap._k, name, spy)
+
+    monkeypatch.setattr(treeshap, "_usable_cpus", lambda: 2)
+    raw_parallel, parallel = ex.explain(rows)
+    margin_parallel = ex.raw_score(rows)
+    assert launched == ["shap_batch_kernel", "raw_batch_kernel"]
+    small = ex.explain(rows[:40])[1]  # whole blocks of 8, fewer than PARALLEL_MIN_ROWS
+    assert treeshap.PARALLEL_MIN_ROWS > 40
+    monkeypatch.setattr(treeshap, "_usable_cpus", lambda: 1)
+    raw_serial, serial = ex.explain(rows)
+    margin_serial = ex.raw_score(rows)
+    assert launched == ["shap_batch_kernel", "raw_batch_kernel"]  # nothing more launched
+
+    assert np.array_equal(serial, parallel) and np.array_equal(raw_serial, raw_parallel)
+    assert np.array_equal(margin_serial, margin_parallel)
+    assert np.array_equal(small, parallel[: len(small)])
+    np.testing.assert_allclose(serial, pred_contrib_reference(booster, rows), atol=ATOL, rtol=0)
