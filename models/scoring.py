@@ -103,9 +103,18 @@ class Scorer:
         t = self.thresholds
         return ["red" if m >= t.red_margin else "yellow" if m >= t.yellow_margin else "green" for m in margin]
 
-    def score_columns(self, cols: Mapping[str, Any], explain: bool = True) -> ScoredColumns:
+    def score_columns(
+        self, cols: Mapping[str, Any], explain: bool = True, row_by_row: bool = False
+    ) -> ScoredColumns:
+        """``row_by_row``: explain each row as if it came alone. A batch's TreeSHAP sums the same
+        terms in another order (equal within 1e-14, not bit for bit), and a record the service
+        decides together with others must get the answer it would have got alone."""
         X = self.builder.transform(cols)
-        return self.scored(X, self.backend(X) if explain else None)
+        if not explain:
+            return self.scored(X, None)
+        if row_by_row and len(X) > 1:
+            return self.scored(X, np.vstack([self.backend(X[i : i + 1]) for i in range(len(X))]))
+        return self.scored(X, self.backend(X))
 
     def scored(self, X: np.ndarray, contrib: np.ndarray | None) -> ScoredColumns:
         """Margins, calibrated scores and channels of a model matrix, from its contributions (which

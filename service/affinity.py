@@ -1,14 +1,15 @@
 """Binding each worker process to one CPU.
 
 A worker is one Python process: the GIL lets one of its threads run Python at a time, so it never
-uses more than about one CPU. It still has two busy threads per request — the event loop (HTTP,
-middleware, validation) and the thread-pool thread that scores — and, left to the scheduler, they
-run on whichever CPU is free, so the request's data and the interpreter's own state keep moving
-between the CPUs' caches. Bound to one CPU, both threads find them warm: on the 2-core development
-machine (AMD EPYC), two workers with 16 clients answered 1,181–1,243 requests per second bound
-against 730–1,003 unbound, alternating runs (p99 23–26 ms against 34–56 ms), and one worker with 8
-clients 847–878 against 667–707 (bound with ``on``); one worker answering one client at a time
-showed no clear difference. nginx's ``worker_cpu_affinity auto`` does the same.
+uses more than about one CPU. It still has several busy threads — the event loop (HTTP, middleware,
+validation) and the threads that decide and log (:mod:`service.decision_queue`) — and, left to the
+scheduler, they run on whichever CPU is free, so the request's data and the interpreter's own state
+keep moving between the CPUs' caches. Bound to one CPU, its threads find them warm: on the 2-core
+development machine (AMD EPYC, before the decision queue), two workers with 16 clients answered
+1,181–1,243 requests per second bound against 730–1,003 unbound, alternating runs (p99 23–26 ms
+against 34–56 ms), and one worker with 8 clients 847–878 against 667–707 (bound with ``on``); one
+worker answering one client at a time showed no clear difference. nginx's ``worker_cpu_affinity
+auto`` does the same.
 
 Binding is wrong where the CPUs are not the service's to divide. Under a CPU quota (a container
 with ``--cpus`` on a larger host sees every host CPU, but may use only a share of them) a bound

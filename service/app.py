@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from borderrisk.logging import configure_logging
 from borderrisk.settings import Settings, get_settings
 from service import errors
+from service.decision_queue import DecisionQueue
 from service.middleware import RequestContext
 from service.models_state import ServingModels
 from service.routers import audit, decisions, health, models, oversight, score
@@ -121,6 +122,8 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.stopping = False  # a lifespan run again on the same app object starts ready to serve
+        app.state.decisions = DecisionQueue()
+        app.state.decisions.start()
         opened = await run_in_threadpool(open_store, app, settings)
         retry = None if opened else asyncio.create_task(keep_opening_store(app, settings))
         follower = None
@@ -137,6 +140,8 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
             for task in (retry, follower):
                 if task is not None:
                     task.cancel()
+        # After the last request (uvicorn runs this once every connection has closed).
+        await run_in_threadpool(app.state.decisions.stop)
         engine = getattr(app.state, "engine", None)
         if engine is not None:
             engine.dispose()
@@ -144,6 +149,7 @@ def create_app(settings: Settings | None = None, *, load_models: bool = True) ->
     app = FastAPI(title="borderrisk", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.models = ServingModels()
+    app.state.decisions = DecisionQueue()  # each lifespan starts its own (a first one starts on use)
     app.state.stopping = False
     errors.install(app)
     for router in (health.router, score.router, decisions.router, audit.router, models.router):

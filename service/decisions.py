@@ -12,6 +12,7 @@ import secrets
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -70,24 +71,60 @@ def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass
+class Decided:
+    """Decisions made but not yet logged: the response bodies and the decision-log entries."""
+
+    domain: str
+    decisions: list[dict[str, Any]]
+    entries: list[dict[str, Any]]
+
+    def one_by_one(self) -> list[Decided]:
+        return [Decided(self.domain, [d], [e]) for d, e in zip(self.decisions, self.entries, strict=True)]
+
+
 def decide(
     store: AuditStore | None,
     scorer: Scorer,
     domain: str,
-    officer: str,
+    officer: str | Sequence[str],
     records: Sequence[Mapping[str, Any]],
     random_share: float,
     explanation: ExplanationForm = "full",
 ) -> list[dict[str, Any]]:
-    """Score, explain, select and log a batch of records (one record for the single endpoint).
-
-    ``explanation`` is ``full`` (every contribution worded) or ``compact`` (the largest
-    :data:`COMPACT_WORDED` worded, every other one as a name and its exact number); the log holds
-    the explanation the caller receives."""
+    """Score, explain, select and log a batch of records, in one transaction of the decision log
+    (:func:`make_decisions`, then :func:`log_decisions`)."""
     if store is None:
         raise HTTPException(503, "the decision log is not available: no score is returned unlogged")
+    decided = make_decisions(scorer, domain, officer, records, random_share, explanation)
+    log_decisions(store, [decided])
+    return decided.decisions
+
+
+def make_decisions(
+    scorer: Scorer,
+    domain: str,
+    officer: str | Sequence[str],
+    records: Sequence[Mapping[str, Any]],
+    random_share: float,
+    explanation: ExplanationForm = "full",
+    *,
+    as_alone: bool = False,
+) -> Decided:
+    """Score, explain and select a batch of records; nothing is logged yet.
+
+    ``officer`` is the one officer of a batch request, or one per record (the single-record requests
+    that :mod:`service.decision_queue` decides together). ``explanation`` is ``full`` (every
+    contribution worded) or ``compact`` (the largest :data:`COMPACT_WORDED` worded, every other one as
+    a name and its exact number); the log holds the explanation the caller receives. ``as_alone``:
+    each record gets, bit for bit, the decision it would get alone (the single-record endpoints'
+    records, whatever else they are decided with)."""
     one = len(records) == 1
-    scored = scorer.score_columns(columns_of_record(records[0]) if one else records_to_columns(records))
+    officers = [officer] * len(records) if isinstance(officer, str) else list(officer)
+    if len(officers) != len(records):
+        raise ValueError(f"{len(officers)} officers for {len(records)} records")
+    columns = columns_of_record(records[0]) if one else records_to_columns(records)
+    scored = scorer.score_columns(columns, row_by_row=as_alone)
     assert scored.contributions is not None
     if explanation == "compact":
         explanations = scorer.explanations(scored, records, worded=COMPACT_WORDED)
@@ -113,7 +150,7 @@ def decide(
                 "decision_id": decision_id,
                 "created_at": now,
                 "domain": domain,
-                "officer": officer,
+                "officer": officers[i],
                 "model": model,
                 "input_public": public,
                 "input_personal": personal,
@@ -137,17 +174,29 @@ def decide(
                 "explanation": explained,
             }
         )
+    return Decided(domain, decisions, entries)
+
+
+def log_decisions(store: AuditStore, batches: Sequence[Decided]) -> None:
+    """Log the decisions of ``batches`` in one transaction: all of them or, on any error, none.
+
+    Raises 503 when the decision log cannot be written (no score may be returned unlogged); any
+    other error (an entry the log refuses) leaves nothing written, so the caller may log the
+    batches again one by one to find the one at fault."""
+    entries = [e for b in batches for e in b.entries]
     try:
         store.append_decisions(entries)
     except StoreUnavailable as exc:
         metrics.AUDIT_ERRORS.labels("append_decision").inc()
-        log.error("decision_log_unavailable", error=str(exc), domain=domain, count=len(entries))
+        domains = sorted({b.domain for b in batches})
+        log.error("decision_log_unavailable", error=str(exc), domains=domains, count=len(entries))
         raise HTTPException(
             503, "the decision log cannot be written; no score is returned unlogged"
         ) from None
-    scores = metrics.SCORES.labels(domain)
-    for d in decisions:
-        scores.observe(d["score"])
-    for (channel, selection), n in Counter((d["channel"], d["selection"]) for d in decisions).items():
-        metrics.DECISIONS.labels(domain, channel, selection).inc(n)
-    return decisions
+    for b in batches:
+        scores = metrics.SCORES.labels(b.domain)
+        for d in b.decisions:
+            scores.observe(d["score"])
+        counts = Counter((d["channel"], d["selection"]) for d in b.decisions)
+        for (channel, selection), n in counts.items():
+            metrics.DECISIONS.labels(b.domain, channel, selection).inc(n)

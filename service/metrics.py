@@ -40,6 +40,11 @@ MODEL_VERSION = Gauge(
 AUDIT_ERRORS = Counter(
     "borderrisk_audit_store_errors_total", "Failures to write or read the decision log", ["op"]
 )
+DECISION_GROUP = Histogram(
+    "borderrisk_decision_group_records",
+    "Single-record requests decided and logged together (service.decision_queue)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 RELOADS = Counter("borderrisk_model_reloads_total", "Model reloads", ["domain", "result"])
 
 

@@ -1,7 +1,8 @@
 """Scoring endpoints: declarations in, logged decisions with their explanations out.
 
-Plain ``def`` endpoints: scoring is CPU work, and FastAPI runs sync endpoints in its thread pool
-instead of blocking the event loop.
+No CPU work of a decision runs on the event loop. A single record is handed to the worker's decision
+thread (:mod:`service.decision_queue`, which decides the records that arrive together as one batch)
+and awaited; a batch request is a plain ``def`` endpoint, which FastAPI runs in its thread pool.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from pydantic import BaseModel
 
 from features.schemas import CargoDeclaration, PassengerRecord
+from service.decision_queue import DecisionQueue
 from service.decisions import COMPACT_WORDED, ExplanationForm, decide
 from service.deps import ModelsDep, SettingsDep, scorer_for
 from service.schemas import BatchResponse, CargoBatch, PassengerBatch, ScoreResponse
@@ -38,12 +41,16 @@ def _json(body: dict) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-def _one(
-    request: Request, models: ModelsDep, settings: SettingsDep, officer: str, domain: str, record
+async def _one(
+    request: Request, models: ModelsDep, settings: SettingsDep, officer: str, domain: str, record: BaseModel
 ) -> Response:
     scorer = scorer_for(models, domain)
     store = getattr(request.app.state, "audit", None)
-    return _json(decide(store, scorer, domain, officer, [record.model_dump()], settings.random_share)[0])
+    if store is None:
+        raise HTTPException(503, "the decision log is not available: no score is returned unlogged")
+    queue: DecisionQueue = request.app.state.decisions
+    body = await queue.decide(store, scorer, domain, officer, record, settings.random_share)
+    return Response(body, media_type="application/json")
 
 
 #: The batch endpoints' choice of explanation: every contribution worded, or the largest few.
@@ -91,10 +98,10 @@ def _batch(
 @router.post(
     "/cargo/score", response_model=ScoreResponse, responses=_RESPONSES, summary="Score one cargo declaration"
 )
-def score_cargo(
+async def score_cargo(
     declaration: CargoDeclaration, request: Request, models: ModelsDep, settings: SettingsDep, who: Officer
 ) -> Response:
-    return _one(request, models, settings, who.name, "cargo", declaration)
+    return await _one(request, models, settings, who.name, "cargo", declaration)
 
 
 @router.post(
@@ -103,10 +110,10 @@ def score_cargo(
     responses=_RESPONSES,
     summary="Score one passenger record",
 )
-def score_passenger(
+async def score_passenger(
     record: PassengerRecord, request: Request, models: ModelsDep, settings: SettingsDep, who: Officer
 ) -> Response:
-    return _one(request, models, settings, who.name, "passenger", record)
+    return await _one(request, models, settings, who.name, "passenger", record)
 
 
 @router.post(
