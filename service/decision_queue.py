@@ -42,6 +42,7 @@ from typing import Any
 
 import orjson
 import structlog
+import structlog.contextvars
 from fastapi import HTTPException
 from pydantic import BaseModel
 
@@ -69,6 +70,7 @@ class _Job:
     random_share: float
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[bytes] = field(repr=False)
+    request_id: str | None = None  # for the log lines of the threads, which run outside its context
 
     @property
     def batch_key(self) -> tuple[int, int, str, float]:
@@ -162,7 +164,10 @@ class DecisionQueue:
     ) -> bytes:
         """The logged decision on ``record``, as the JSON body of its response."""
         loop = asyncio.get_running_loop()
-        job = _Job(store, scorer, domain, officer, record, random_share, loop, loop.create_future())
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        job = _Job(
+            store, scorer, domain, officer, record, random_share, loop, loop.create_future(), request_id
+        )
         with self._lock:
             if self._stopped:
                 raise HTTPException(503, "the service is shutting down: no new decision is taken")
@@ -186,7 +191,7 @@ class DecisionQueue:
                 try:
                     self._make(batch)
                 except BaseException as exc:  # never let the thread die: every caller gets an answer
-                    log.exception("decision_batch_error", error=repr(exc))
+                    log.exception("decision_batch_error", error=repr(exc), request_ids=_ids(batch))
                     _deliver([(job, exc) for job in batch])
             if end:
                 self._made.put(None)
@@ -204,6 +209,7 @@ class DecisionQueue:
                 first.random_share,
                 as_alone=True,
             )
+            bodies = [orjson.dumps(d) for d in decided.decisions]
         except Exception as exc:
             if len(batch) == 1:
                 _deliver([(first, exc)])
@@ -213,7 +219,6 @@ class DecisionQueue:
             return
         self.batches += 1
         metrics.DECISION_GROUP.observe(len(batch))
-        bodies = [orjson.dumps(d) for d in decided.decisions]
         self._made.put(_Made(first.store, batch, decided, bodies))
 
     # ------------------------------------------------------------------ the log thread
@@ -231,8 +236,9 @@ class DecisionQueue:
                 try:
                     _deliver(self._log(group))
                 except BaseException as exc:  # never let the thread die: every caller gets an answer
-                    log.exception("decision_log_thread_error", error=repr(exc))
-                    _deliver([(job, exc) for m in group for job in m.jobs])
+                    jobs = [job for m in group for job in m.jobs]
+                    log.exception("decision_log_thread_error", error=repr(exc), request_ids=_ids(jobs))
+                    _deliver([(job, exc) for job in jobs])
             if end:
                 return
 
@@ -252,6 +258,10 @@ class DecisionQueue:
             return out
         self.transactions += 1
         return [(job, body) for m in group for job, body in zip(m.jobs, m.bodies, strict=True)]
+
+
+def _ids(jobs: Sequence[_Job]) -> list[str | None]:
+    return [job.request_id for job in jobs]
 
 
 def _deliver(answers: list[tuple[_Job, Outcome]]) -> None:

@@ -33,6 +33,8 @@ _random = secrets.SystemRandom()
 #: The oversight pages and the explanation for the person concerned show at most this many.
 COMPACT_WORDED = 12
 ExplanationForm = Literal["full", "compact"]
+#: The 503 of a service whose decision log is not open (yet: the service keeps trying to open it).
+LOG_NOT_OPEN = "the decision log is not available: no score is returned unlogged"
 
 
 def selection_for(channel: str, random_share: float) -> str:
@@ -95,7 +97,7 @@ def decide(
     """Score, explain, select and log a batch of records, in one transaction of the decision log
     (:func:`make_decisions`, then :func:`log_decisions`)."""
     if store is None:
-        raise HTTPException(503, "the decision log is not available: no score is returned unlogged")
+        raise HTTPException(503, LOG_NOT_OPEN)
     decided = make_decisions(scorer, domain, officer, records, random_share, explanation)
     log_decisions(store, [decided])
     return decided.decisions

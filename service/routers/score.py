@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from features.schemas import CargoDeclaration, PassengerRecord
 from service.decision_queue import DecisionQueue
-from service.decisions import COMPACT_WORDED, ExplanationForm, decide
+from service.decisions import COMPACT_WORDED, LOG_NOT_OPEN, ExplanationForm, decide
 from service.deps import ModelsDep, SettingsDep, scorer_for
 from service.schemas import BatchResponse, CargoBatch, PassengerBatch, ScoreResponse
 from service.security import Officer
@@ -47,7 +47,7 @@ async def _one(
     scorer = scorer_for(models, domain)
     store = getattr(request.app.state, "audit", None)
     if store is None:
-        raise HTTPException(503, "the decision log is not available: no score is returned unlogged")
+        raise HTTPException(503, LOG_NOT_OPEN)
     queue: DecisionQueue = request.app.state.decisions
     body = await queue.decide(store, scorer, domain, officer, record, settings.random_share)
     return Response(body, media_type="application/json")
