@@ -1,25 +1,28 @@
-"""Single-record requests decided in groups, on two threads per worker: one decides, one logs.
+"""Single-record requests decided in batches by one thread per worker and logged by two more.
 
 Why not FastAPI's thread pool
 -----------------------------
 A plain ``def`` endpoint keeps CPU work off the event loop by running it in a pool thread: one thread
 per request in flight, all wanting the GIL, each blocked on its own round trip to the decision log.
-Measured at two workers × 16 clients (AMD EPYC, 2 cores, each worker bound to a CPU), that took
-2.1–2.5 ms of CPU per request in all; this queue takes 1.6–1.8 ms and serves more (BENCHMARKS.md).
+This queue takes about a tenth less CPU per request: 22 interleaved pairs of runs at two workers ×
+16 clients (AMD EPYC, 2 cores, each worker bound to a CPU) gave 10 % less CPU per request on average
+(less in 18 of them) and 7 % more requests per second (from 12 % fewer to 54 % more; the machine's
+speed drifted by half over the evening).
 
 How
 ---
 The single-record endpoints hand their validated record to :meth:`DecisionQueue.decide` and await
-the answer. Two threads do the rest:
+the answer. Threads of their own do the rest:
 
 * the **decision thread** takes whatever has queued up while it was busy — never waiting for more to
   arrive, so a request alone is decided at once — and makes the decisions of those records as one
   batch (:func:`service.decisions.make_decisions`: one feature pass, the wording), each record
   explained as if alone, so that its answer does not depend on what it was decided with; then it
   goes on with the next records;
-* the **log thread** logs every batch made meanwhile in one transaction
+* a **log thread** logs every batch made meanwhile in one transaction
   (:func:`service.decisions.log_decisions`, one round trip to the log writer) and only then hands
-  each request its answer, with one wake-up of the event loop for the lot.
+  each request its answer, with one wake-up of the event loop for the lot. There are two, so that
+  a transaction is on its way while the writer commits the one before.
 
 So explaining the next records overlaps with logging the last ones, and each response is still sent
 only after its decision is durable. The event loop does none of the CPU work of a decision.
@@ -56,6 +59,9 @@ log = structlog.get_logger(__name__)
 #: Records one batch carries at most (more wait for the next one): bounds one TreeSHAP call and
 #: one transaction, and so the wait of the last request in them.
 MAX_GROUP = 64
+
+#: Transactions a worker keeps in flight: while the log writer commits one, the next is on its way.
+LOG_THREADS = 2
 
 Outcome = bytes | BaseException
 
@@ -122,8 +128,9 @@ def _take(q: queue.SimpleQueue[Any], first: Any, limit: int, size: Any) -> tuple
 class DecisionQueue:
     """Decides and logs the single-record requests of one worker in batches (module docstring)."""
 
-    def __init__(self, max_group: int = MAX_GROUP) -> None:
+    def __init__(self, max_group: int = MAX_GROUP, log_threads: int = LOG_THREADS) -> None:
         self.max_group = max_group
+        self.log_threads = log_threads
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._made: queue.SimpleQueue[_Made | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -138,7 +145,9 @@ class DecisionQueue:
 
     def _start(self) -> None:  # under self._lock
         if not self._threads and not self._stopped:
-            for name, target in (("decisions", self._decide_loop), ("decision-log", self._log_loop)):
+            targets = [("decisions", self._decide_loop)]
+            targets += [(f"decision-log-{i}", self._log_loop) for i in range(self.log_threads)]
+            for name, target in targets:
                 thread = threading.Thread(target=target, name=name, daemon=True)
                 thread.start()
                 self._threads.append(thread)
@@ -181,7 +190,7 @@ class DecisionQueue:
         while True:
             first = self._jobs.get()
             if first is None:
-                self._made.put(None)
+                self._end_logging()
                 return
             jobs, end = _take(self._jobs, first, self.max_group, lambda _: 1)
             batches: dict[tuple[int, int, str, float], list[_Job]] = {}
@@ -194,8 +203,12 @@ class DecisionQueue:
                     log.exception("decision_batch_error", error=repr(exc), request_ids=_ids(batch))
                     _deliver([(job, exc) for job in batch])
             if end:
-                self._made.put(None)
+                self._end_logging()
                 return
+
+    def _end_logging(self) -> None:
+        for _ in range(self.log_threads):  # one end mark each: a log thread stops at the first it takes
+            self._made.put(None)
 
     def _make(self, batch: list[_Job]) -> None:
         """Decide ``batch`` and pass it to the log thread; failed records are answered here."""
