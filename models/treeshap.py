@@ -447,6 +447,19 @@ class TreeShapExplainer:
         self._catw = np.asarray(catw if catw else [0], dtype=np.int64)
         self._max_nint = max_nint
         self._max_j = max(1, int(tri[:, _k.TR_MODE + _k.TR_J].max()))  # MODE_BATCH has the most
+        # The model as every SHAP kernel takes it, between the rows and the outputs.
+        self._model = (
+            self._ei,
+            self._ef,
+            self._ia,
+            self._tw,
+            self._trees,
+            self._catw,
+            self.n_features,
+            self.expected_value,
+            self._max_nint,
+            self._max_j,
+        )
         self.n_trees = len(trees)
         # Most distinct features on any root-leaf path; sets the number of quadrature points.
         self.max_distinct_depth = max(tr.depth for tr in trees)
@@ -505,41 +518,10 @@ class TreeShapExplainer:
         out = np.empty((n, self.n_features + 1))
         raw = np.empty(n)
         if not _in_parallel(n):
-            _k._shap_rows(
-                A,
-                np.int64(0),
-                np.int64(n),
-                self._ei,
-                self._ef,
-                self._ia,
-                self._tw,
-                self._trees,
-                self._catw,
-                self.n_features,
-                self.expected_value,
-                self._max_nint,
-                self._max_j,
-                out,
-                raw,
-            )
+            _k._shap_rows(A, np.int64(0), np.int64(n), *self._model, out, raw)
             return raw, out
         with _PARALLEL_LOCK:
-            _k.shap_batch_kernel(
-                A,
-                self._ei,
-                self._ef,
-                self._ia,
-                self._tw,
-                self._trees,
-                self._catw,
-                self.n_features,
-                self.expected_value,
-                self._max_nint,
-                self._max_j,
-                _n_chunks(n),
-                out,
-                raw,
-            )
+            _k.shap_batch_kernel(A, *self._model, _n_chunks(n), out, raw)
         return raw, out
 
     def explain_row(self, x: npt.ArrayLike) -> tuple[float, np.ndarray]:
@@ -550,19 +532,7 @@ class TreeShapExplainer:
             x = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
         if x.shape[0] != self.n_features:
             raise ValueError(f"expected {self.n_features} features, got {x.shape[0]}")
-        return _k.explain_row_kernel(
-            x,
-            self._ei,
-            self._ef,
-            self._ia,
-            self._tw,
-            self._trees,
-            self._catw,
-            self.n_features,
-            self.expected_value,
-            self._max_nint,
-            self._max_j,
-        )
+        return _k.explain_row_kernel(x, *self._model)
 
     def warmup(self) -> None:
         """Compile (or load from numba's cache) and run every kernel once, so no request pays for it."""

@@ -136,8 +136,7 @@ class DecisionQueue:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._stopped = False
-        self.batches = 0  # batches decided
-        self.transactions = 0  # transactions that logged them
+        self.batches = 0  # batches decided (by the one decision thread)
 
     def start(self) -> None:
         with self._lock:
@@ -153,12 +152,12 @@ class DecisionQueue:
                 self._threads.append(thread)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Decide and log what is queued, then end both threads; later requests get 503."""
+        """Decide and log what is queued, then end the threads; later requests get 503."""
         with self._lock:  # no job can be queued behind the end mark: decide() queues under the lock
             self._stopped = True
             threads = list(self._threads)
             if threads:
-                self._jobs.put(None)  # the decision thread passes it on to the log thread
+                self._jobs.put(None)  # the decision thread passes it on to the log threads
         for thread in threads:
             thread.join(timeout)
 
@@ -269,7 +268,6 @@ class DecisionQueue:
             for part in parts:  # nothing was written: log each alone, to find the one at fault
                 out.extend(self._log([part]))
             return out
-        self.transactions += 1
         return [(job, body) for m in group for job, body in zip(m.jobs, m.bodies, strict=True)]
 
 
