@@ -53,6 +53,7 @@ from models.scoring import Scorer
 from service import decisions, metrics
 from service.decisions import Decided
 from service.store import AuditStore
+from service.store.logwriter import PROTOCOL_TIMEOUT_S
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +63,10 @@ MAX_GROUP = 64
 
 #: Transactions a worker keeps in flight: while the log writer commits one, the next is on its way.
 LOG_THREADS = 2
+
+#: Seconds a request waits for its answer: longer than a round trip to the log writer may take
+#: (its own time-out answers 503 first), so only a fault of the queue itself ends the wait.
+ANSWER_TIMEOUT_S = PROTOCOL_TIMEOUT_S + 30.0
 
 Outcome = bytes | BaseException
 
@@ -128,9 +133,15 @@ def _take(q: queue.SimpleQueue[Any], first: Any, limit: int, size: Any) -> tuple
 class DecisionQueue:
     """Decides and logs the single-record requests of one worker in batches (module docstring)."""
 
-    def __init__(self, max_group: int = MAX_GROUP, log_threads: int = LOG_THREADS) -> None:
+    def __init__(
+        self,
+        max_group: int = MAX_GROUP,
+        log_threads: int = LOG_THREADS,
+        answer_timeout: float = ANSWER_TIMEOUT_S,
+    ) -> None:
         self.max_group = max_group
         self.log_threads = log_threads
+        self.answer_timeout = answer_timeout
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._made: queue.SimpleQueue[_Made | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -181,7 +192,13 @@ class DecisionQueue:
                 raise HTTPException(503, "the service is shutting down: no new decision is taken")
             self._start()
             self._jobs.put(job)
-        return await job.future
+        try:  # shielded: on time-out the decision may still be logged; only the wait ends
+            return await asyncio.wait_for(asyncio.shield(job.future), self.answer_timeout)
+        except TimeoutError:
+            log.error("decision_unanswered", request_id=request_id, after_s=self.answer_timeout)
+            raise HTTPException(
+                503, "the decision was not confirmed in time: it may or may not be in the log"
+            ) from None
 
     # ------------------------------------------------------------------ the decision thread
 

@@ -231,3 +231,20 @@ def test_a_request_whose_client_left_is_still_logged(queue, store, scorers, carg
 
     asyncio.run(scenario())
     assert _logged(store) == 2  # the decision made for the departed client is in the log
+
+
+def test_an_answer_that_never_comes_ends_in_503_not_a_hang(store, scorers, cargo_trained, monkeypatch):
+    """A fault of the queue itself (here: every answer lost) must not leave the request waiting forever."""
+    import service.decision_queue as dq
+
+    lost: list[object] = []
+    monkeypatch.setattr(dq, "_deliver", lambda answers: lost.extend(answers))
+    queue = DecisionQueue(answer_timeout=0.5)
+    try:
+        with pytest.raises(HTTPException) as caught:
+            asyncio.run(queue.decide(store, scorers["cargo"], "cargo", "o", _cargo(cargo_trained, 0), 0.0))
+    finally:
+        queue.stop()
+    assert caught.value.status_code == 503 and "not confirmed" in str(caught.value.detail)
+    assert len(lost) == 1  # the decision was made (and logged); only its answer went missing
+    assert _logged(store) == 1
