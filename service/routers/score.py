@@ -28,7 +28,12 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "the key's role may not score"},
     413: {"description": "request body over BORDERRISK_MAX_BODY_BYTES"},
     422: {"description": "invalid declaration: each bad field is named in `detail`"},
-    503: {"description": "no model is loaded, or the decision log cannot be written (nothing was scored)"},
+    503: {
+        "description": (
+            "no model is loaded, the decision log cannot be written, or the service is stopping: no score "
+            "is returned unlogged (a decision not confirmed in time may still be in the log)"
+        )
+    },
 }
 
 
