@@ -405,7 +405,7 @@ class AuditStore:
         nothing: if any item is invalid or a duplicate, nothing is written.
         Returns the hashes in input order.
 
-        Concurrent calls (the service's request threads) are group-committed: the records of
+        Concurrent calls (a worker's log and request threads) are group-committed: the records of
         several calls share one transaction, each call's records consecutive in the chain, and
         every call returns only once that transaction has committed (see
         :mod:`service.store.group_commit`).

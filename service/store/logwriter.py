@@ -5,7 +5,7 @@ Why a process of its own
 Appends to the chain are serialised: one head, one lock, one writer at a time. Inside a worker, the
 thread holding that lock needs the GIL back after every statement (``BEGIN``, the head, the
 inserts, ``COMMIT`` each release it while SQLite works), and it competes for it with the worker's
-request threads, which are busy computing features and explanations. CPython hands the GIL to a
+other threads, which are busy computing features and explanations. CPython hands the GIL to a
 waiting thread only at the end of a 5 ms switch interval, so a transaction whose own work takes
 about 0.3 ms held the lock for 5–7 ms (measured on a 2-core Xeon), and the other worker, waiting on
 the lock, sat idle: two workers kept the two cores about 75 % busy. A process that does nothing but write has
@@ -159,8 +159,9 @@ class RemoteDecisionLog:
     <service.store.group_commit.GroupCommit.submit>` — it returns the call's hashes once they are
     committed, or raises the error meant for this call.
 
-    Each thread has its own connection (the request threads of a worker are a bounded pool), so a
-    request never waits on another's answer.
+    Each thread has its own connection (a worker's log threads, :mod:`service.decision_queue`, and
+    the thread pool its batch requests run in, both bounded), so a call never waits on another's
+    answer.
     """
 
     def __init__(self, path: str, timeout_s: float = PROTOCOL_TIMEOUT_S) -> None:
