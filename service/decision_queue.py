@@ -53,6 +53,7 @@ from models.scoring import Scorer
 from service import decisions, metrics
 from service.decisions import Decided
 from service.store import AuditStore
+from service.store.group_commit import copy_for_caller
 from service.store.logwriter import PROTOCOL_TIMEOUT_S
 
 log = structlog.get_logger(__name__)
@@ -104,15 +105,11 @@ class _Made:
 
 
 def _copy_for_caller(error: BaseException) -> BaseException:
-    """Each caller of a failed batch raises its own exception object (a traceback is per raise)."""
+    """Each caller of a failed batch raises its own exception object (a traceback is per raise);
+    an HTTPException is not rebuilt from its args, so it is copied field by field."""
     if isinstance(error, HTTPException):
         return HTTPException(error.status_code, error.detail, error.headers)
-    try:
-        copy = type(error)(*error.args)
-    except Exception:
-        return error
-    copy.__cause__ = error
-    return copy
+    return copy_for_caller(error)
 
 
 def _take(q: queue.SimpleQueue[Any], first: Any, limit: int, size: Any) -> tuple[list[Any], bool]:

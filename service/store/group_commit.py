@@ -24,7 +24,7 @@ from typing import Generic, TypeVar
 W = TypeVar("W")  # one caller's work
 R = TypeVar("R")  # its result
 
-__all__ = ["GroupCommit"]
+__all__ = ["GroupCommit", "copy_for_caller"]
 
 
 class _Job(Generic[W, R]):
@@ -39,14 +39,24 @@ class _Job(Generic[W, R]):
         self.wake = threading.Event()
 
 
-def _raise_copy(error: BaseException) -> None:
-    """Raise ``error`` in this caller's thread. The callers of one group share the failure of its
-    transaction, so each raises its own instance (a traceback is per raise), chained to the original."""
+def copy_for_caller(error: BaseException) -> BaseException:
+    """An instance of ``error`` of one caller's own, chained to it, or ``error`` itself where its type
+    cannot be rebuilt from its args. Callers that share one failure (the callers of a group, the
+    requests of a batch) each raise their own instance: a traceback is per raise."""
     try:
         copy = type(error)(*error.args)
     except Exception:
+        return error
+    copy.__cause__ = error
+    return copy
+
+
+def _raise_copy(error: BaseException) -> None:
+    """Raise the shared failure of a group's transaction in this caller's thread, as its own."""
+    copy = copy_for_caller(error)
+    if copy is error:
         raise error from None
-    raise copy from error
+    raise copy
 
 
 class GroupCommit(Generic[W, R]):
