@@ -50,6 +50,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from service.affinity import CpuPinning, bind_to_cpu, worker_cpus
 from service.orphans import end_with_parent
+from service.restarts import RestartBackoff
 
 log = structlog.get_logger(__name__)
 
@@ -205,6 +206,11 @@ class _Supervisor:
         self.context = multiprocessing.get_context("spawn")
         self.stop = threading.Event()
         self.processes: list[BaseProcess] = []
+        self.backoff = RestartBackoff()
+        #: When each slot's process started (``"writer"`` or a worker's index), and when a dead one's
+        #: replacement is due.
+        self.started_at: dict[str | int, float] = {}
+        self.restart_due: dict[str | int, float] = {}
         self.writer: subprocess.Popen[bytes] | None = None
         self.writer_socket: str | None = None
         self.database_url = ""
@@ -224,6 +230,7 @@ class _Supervisor:
             target=_worker, args=(*self.args, cpu, os.getpid()), name="borderrisk-worker"
         )
         process.start()
+        self.started_at[slot] = time.monotonic()
         log.info("worker_started", pid=process.pid, cpu=cpu)
         return process
 
@@ -241,6 +248,7 @@ class _Supervisor:
                 str(os.getpid()),  # it ends with the supervisor (service.orphans)
             ]
         )
+        self.started_at["writer"] = time.monotonic()
         log.info("log_writer_started", pid=process.pid)
         return process
 
@@ -273,8 +281,12 @@ class _Supervisor:
         self.processes = [self._start(slot) for slot in range(self.count)]
         status = 0
         while not self.stop.wait(0.5):
-            if self.writer is not None and self.writer.poll() is not None:
-                log.warning("log_writer_died", pid=self.writer.pid, exitcode=self.writer.returncode)
+            writer = self.writer
+            if (
+                writer is not None
+                and writer.poll() is not None
+                and self._replace_now("writer", "log_writer_died", writer.pid, writer.returncode)
+            ):
                 self.writer = self._start_writer()
             for i, process in enumerate(self.processes):
                 if process.is_alive():
@@ -284,10 +296,24 @@ class _Supervisor:
                     self.stop.set()
                     status = 1
                     break
-                log.warning("worker_died", pid=process.pid, exitcode=process.exitcode)
-                self.processes[i] = self._start(i)
+                if self._replace_now(i, "worker_died", process.pid, process.exitcode):
+                    self.processes[i] = self._start(i)
         self._shutdown()
         return status
+
+    def _replace_now(self, slot: str | int, event: str, pid: int | None, exitcode: int | None) -> bool:
+        """Whether the dead process of ``slot`` is to be replaced now: at its first sight, schedule
+        its replacement (:class:`~service.restarts.RestartBackoff`) and log the death once."""
+        now = time.monotonic()
+        due = self.restart_due.get(slot)
+        if due is None:
+            delay = self.backoff.delay_s(slot, now - self.started_at.get(slot, now))
+            due = self.restart_due[slot] = now + delay
+            log.warning(event, pid=pid, exitcode=exitcode, restart_in_s=round(delay, 1))
+        if now < due:
+            return False
+        del self.restart_due[slot]
+        return True
 
     @staticmethod
     def _stop(processes: list[BaseProcess]) -> None:
