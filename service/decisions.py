@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import secrets
-import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from features.schemas import PASSENGER_PERSONAL_FIELDS
 from models.scoring import Scorer, records_to_columns
 from service import metrics
 from service.store import AuditStore, StoreUnavailable
+from service.store.ids import new_record_id
 
 log = structlog.get_logger(__name__)
 _random = secrets.SystemRandom()
@@ -145,7 +145,7 @@ def make_decisions(
         selection = selection_for(channel, random_share)
         explained = _finite_values(explanations[i]) if infinite[i] else explanations[i]
         public, personal = split_personal(domain, _jsonable(record))
-        decision_id = str(uuid.uuid4())
+        decision_id = new_record_id()
         score = float(scored.score[i])
         entries.append(
             {

@@ -67,6 +67,7 @@ from service.store.db import (
     write_transaction,
 )
 from service.store.group_commit import GroupCommit
+from service.store.ids import new_record_id
 from service.store.logwriter import RemoteDecisionLog
 
 __all__ = [
@@ -531,7 +532,7 @@ class AuditStore:
         _choice(action, tables.REVIEW_ACTIONS, "action")
         _choice(channel, tables.CHANNELS, "channel")
         _text(reason, "reason", max_len=10_000, allow_empty=action == "confirm")
-        rid = _uuid(review_id, "review_id") if review_id is not None else str(uuid.uuid4())
+        rid = _uuid(review_id, "review_id") if review_id is not None else new_record_id()
         ts = _aware(created_at, "created_at") if created_at is not None else _now()
         with db_errors("append_review"), write_transaction(self.engine, lock_key=LEDGER_LOCK_KEY) as conn:
             dec = self._decision_for_update(conn, did)
@@ -587,7 +588,7 @@ class AuditStore:
             raise ValueError("revenue_recovered must not be negative")
         if note is not None:
             _text(note, "note", max_len=10_000, allow_empty=True)
-        oid = _uuid(outcome_id, "outcome_id") if outcome_id is not None else str(uuid.uuid4())
+        oid = _uuid(outcome_id, "outcome_id") if outcome_id is not None else new_record_id()
         ts = _aware(created_at, "created_at") if created_at is not None else _now()
         with db_errors("append_outcome"), write_transaction(self.engine, lock_key=LEDGER_LOCK_KEY) as conn:
             dec = self._decision_for_update(conn, did)
@@ -638,7 +639,7 @@ class AuditStore:
                 target = _uuid(decision_id, "decision_id")
             except ValueError:
                 target = _text(str(decision_id), "decision_id", max_len=100)
-        rid = str(uuid.uuid4())
+        rid = new_record_id()
         ts = _aware(created_at, "created_at") if created_at is not None else _now()
         public = {"auditor": auditor, "decision_id": target, "what": what}
         pending = self._pending("read", rid, ts, public, None)
@@ -905,7 +906,7 @@ class AuditStore:
             count = conn.execute(update(_lg).where(target).values(personal=null(), masked_at=now)).rowcount
             if count:
                 public = {"action": "mask", "before": format_ts(cutoff), "masked_records": count}
-                self._append_one(conn, self._pending("retention", str(uuid.uuid4()), now, public, None))
+                self._append_one(conn, self._pending("retention", new_record_id(), now, public, None))
         return int(count)
 
     def delete_before(self, before: datetime) -> int:
@@ -959,7 +960,7 @@ class AuditStore:
                 "anchor_seq": last_deleted,
                 "anchor_hash": anchor_hash,
             }
-            row = self._ledger_row(head, self._pending("retention", str(uuid.uuid4()), now, public, None))
+            row = self._ledger_row(head, self._pending("retention", new_record_id(), now, public, None))
             conn.execute(insert(_lg), [row])
         return int(n_records)
 

@@ -3,6 +3,8 @@ PostgreSQL — and when the log cannot be written, no score leaves the service."
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import text
 
@@ -44,6 +46,8 @@ def test_batch_is_logged_in_one_go(backend_client, cargo_trained):
     decisions = r.json()["decisions"]
     assert len(decisions) == 30
     assert len({d["decision_id"] for d in decisions}) == 30
+    # time-ordered ids (service/store/ids.py): the log's id indexes grow at one end
+    assert {uuid.UUID(d["decision_id"]).version for d in decisions} == {7}
     for d in decisions:
         assert c.app.state.audit.get_decision(d["decision_id"])["score"] == d["score"]
 
