@@ -149,27 +149,52 @@ def in_process(data_dir: Path) -> dict[str, Any]:
     }
 
 
-def batch(data_dir: Path) -> dict[str, Any]:
-    """Rows explained per second: the batch endpoint (2 workers) and ``borderrisk score`` on a file."""
+#: Decisions a "grown" log holds before the batch endpoint is measured on it again.
+GROWN_LOG = 200_000
+
+
+def _batch_endpoint(data_dir: Path, forms: tuple[str, ...]) -> dict[str, Any]:
+    """The batch endpoint, 2 workers, 1,000 declarations a request, for each explanation form."""
     out: dict[str, Any] = {}
     bodies = request_path.payloads(data_dir, 1000)
     headers = {"Authorization": f"Bearer {request_path.officer_key(data_dir)}"}
     with request_path.server("service.main:app", data_dir, workers=2) as served:
         body = json.dumps({"declarations": bodies}).encode()
-        for form in ("full", "compact"):
+        for form in forms:
             path = f"/v1/cargo/score/batch?explanation={form}"
             reqs = [encode_post(path, body, headers, served.port)]
             run_load(served.port, reqs, clients=BATCH_CLIENTS, total=BATCH_CLIENTS, max_seconds=60)
             result, split = request_path.load_and_split(
                 served, reqs, clients=BATCH_CLIENTS, total=40, max_seconds=60
             )
-            out[f"endpoint_{form}"] = {
+            out[form] = {
                 "requests": result.count,
                 "failures": result.failures,
                 "rows_per_s": result.throughput * 1000,
                 "p50_ms": result.p(50),
                 "connections_per_worker": split,
             }
+    return out
+
+
+def batch(data_dir: Path) -> dict[str, Any]:
+    """Rows explained per second: the batch endpoint (2 workers) on a fresh log and on one grown to
+    :data:`GROWN_LOG` decisions, and ``borderrisk score`` on a file."""
+    out: dict[str, Any] = {}
+    request_path.fresh_log(data_dir)
+    for form, result in _batch_endpoint(data_dir, ("full", "compact")).items():
+        out[f"endpoint_{form}"] = result
+    grown = subprocess.run(
+        [sys.executable, "-m", "bench.grow_log", str(GROWN_LOG)],
+        env=request_path.bench_env(data_dir),
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    out["grown_log"] = grown.stdout.strip().splitlines()[-1]
+    out["endpoint_compact_grown"] = _batch_endpoint(data_dir, ("compact",))["compact"]
+    request_path.fresh_log(data_dir)  # 1.2 GB: not kept
     env = request_path.bench_env(data_dir)
     cli = [sys.executable, "-m", "borderrisk.cli"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -314,6 +339,16 @@ def render(results: dict[str, Any], command: str) -> str:
                 ("compact", f", the {COMPACT_WORDED} largest worded, the rest as exact numbers"),
             )
             for ep in [bt[f"endpoint_{form}"]]
+        ),
+        *(
+            [
+                f"| same, compact, on a log already holding {GROWN_LOG:,} decisions | "
+                f"{ep['rows_per_s']:,.0f} | {ep['requests']} requests, {ep['failures']} failures, "
+                f"connections per worker {':'.join(str(n) for n in ep['connections_per_worker'])} "
+                f"({bt['grown_log']}) |"
+            ]
+            if (ep := bt.get("endpoint_compact_grown"))
+            else []
         ),
         f"| `borderrisk score cargo --data` 300,000-row Parquet file | {bt['file']['rows_per_s']:,.0f} | "
         f"{bt['file']['seconds']:.1f} s including start-up (imports, registry, model), chunked, "

@@ -265,6 +265,17 @@ class _Supervisor:
             time.sleep(0.05)
         return False
 
+    def _migrate_log(self) -> None:
+        """Bring the decision log to the current schema before the writer starts: a migration that
+        rebuilds a table (0002 on SQLite, about 20 s per 200,000 decisions) may take longer than the
+        writer is given to start. Without the database, the writer and the workers keep trying."""
+        from service.store import StoreUnavailable, migrate
+
+        try:
+            migrate(self.database_url)
+        except StoreUnavailable as exc:
+            log.error("decision_log_not_migrated", error=str(exc))
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.stop.set()
 
@@ -272,6 +283,7 @@ class _Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         if self.writer_socket is not None:
+            self._migrate_log()
             self.writer = self._start_writer()
             if not self._writer_listening(self.writer):
                 log.error("log_writer_failed_to_start", pid=self.writer.pid)

@@ -276,7 +276,9 @@ def _sqlite_writer_lock(engine: Engine) -> _SqliteWriterLock | None:
 
 
 @contextlib.contextmanager
-def write_transaction(engine: Engine, *, lock_key: int | None = None) -> Iterator[Connection]:
+def write_transaction(
+    engine: Engine, *, lock_key: int | None = None, sqlite_foreign_keys: bool = True
+) -> Iterator[Connection]:
     """A serialised write transaction; committed (durably) when the block exits cleanly.
 
     SQLite: writers queue on the file's writer lock (see :class:`_SqliteWriterLock`), then
@@ -284,6 +286,11 @@ def write_transaction(engine: Engine, *, lock_key: int | None = None) -> Iterato
     busy timeout). PostgreSQL: ``synchronous_commit`` is forced on and, when ``lock_key`` is
     given, ``pg_advisory_xact_lock(lock_key)`` is taken as the first statement;
     it is released by the commit/rollback.
+
+    ``sqlite_foreign_keys=False`` (migrations only): SQLite enforces no foreign key during the
+    transaction, as its documented way of rebuilding a table that others refer to requires (the
+    pragma has no effect inside a transaction, so it is set before and restored after); a
+    migration that rebuilds a table checks the keys itself (``PRAGMA foreign_key_check``).
     """
     sqlite = is_sqlite(engine)
     writer_lock = _sqlite_writer_lock(engine) if sqlite else None
@@ -293,6 +300,11 @@ def write_transaction(engine: Engine, *, lock_key: int | None = None) -> Iterato
         conn = stack.enter_context(engine.connect())
         if sqlite:
             conn.execution_options(**{_SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            if not sqlite_foreign_keys:
+                dbapi = conn.connection.dbapi_connection
+                assert dbapi is not None
+                dbapi.execute("PRAGMA foreign_keys = OFF")  # outside any transaction: takes effect
+                stack.callback(dbapi.execute, "PRAGMA foreign_keys = ON")  # before it goes back to the pool
         with conn.begin():
             if is_postgres(conn):
                 conn.execute(text("SET LOCAL synchronous_commit TO ON"))
@@ -463,7 +475,10 @@ def migrate(engine_or_url: Engine | str, revision: str = "head") -> None:
     owned = isinstance(engine_or_url, str)
     engine = make_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
     try:
-        with db_errors("migration"), write_transaction(engine, lock_key=MIGRATION_LOCK_KEY) as conn:
+        with (
+            db_errors("migration"),
+            write_transaction(engine, lock_key=MIGRATION_LOCK_KEY, sqlite_foreign_keys=False) as conn,
+        ):
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)

@@ -111,7 +111,7 @@ class LedgerRecord(Base):
     personal: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc, nullable=True)
     personal_digest: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))  # unique by the chain, not by an index (0002)
     masked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (

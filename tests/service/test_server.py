@@ -3,13 +3,14 @@ by tests/reliability/test_workers.py."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
 
 import pytest
 
-from service.server import _bound_socket, _claim_port, listening_sockets, serve
+from service.server import _bound_socket, _claim_port, _Supervisor, listening_sockets, serve
 
 
 def test_claim_port_refuses_a_port_something_listens_on():
@@ -60,3 +61,45 @@ def test_supervisor_stops_when_the_app_cannot_start():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "worker_failed_to_start" in done.stdout + done.stderr
+
+
+def test_the_supervisor_migrates_the_decision_log_before_it_starts_the_writer(tmp_path, monkeypatch):
+    """A migration that rebuilds a large table may take longer than the writer is given to start:
+    the supervisor applies it first, then starts the writer on a log already at head."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine
+
+    from service.store.db import alembic_config
+
+    monkeypatch.setenv("BORDERRISK_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("BORDERRISK_DATABASE_URL", raising=False)
+    sup = _Supervisor("m:app", "127.0.0.1", 0, 2, {}, log_writer=True, cpus=[None, None])
+    try:
+        assert sup.database_url == f"sqlite:///{tmp_path / 'audit.db'}"
+        started = []
+        monkeypatch.setattr(sup, "_start_writer", lambda: started.append("writer") or _DeadWriter())
+        monkeypatch.setattr(sup, "_writer_listening", lambda _process: False)  # end run() there
+        assert sup.run() == 1
+        assert started == ["writer"]
+        engine = create_engine(sup.database_url)
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        assert current == ScriptDirectory.from_config(alembic_config()).get_current_head()
+        engine.dispose()
+    finally:
+        shutil.rmtree(sup.writer_dir, ignore_errors=True)
+
+
+class _DeadWriter:
+    pid = 0
+    returncode = 1
+
+    def poll(self) -> int:
+        return 1
+
+    def terminate(self) -> None:
+        pass
+
+    def wait(self, _timeout: float | None = None) -> int:
+        return 1

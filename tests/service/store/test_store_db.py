@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from service.store import AuditStore, KeyStore, StoreUnavailable, make_engine, migrate, ping, verify_chain
-from service.store.db import alembic_config
+from service.store.db import alembic_config, write_transaction
 from service.store.tables import Base
 
 
@@ -242,3 +242,60 @@ def test_a_driver_error_on_sqlite_is_the_error_sqlalchemy_raises(engine, make_de
     }
     with pytest.raises(exc.IntegrityError), engine.begin() as conn:
         insert_rows(conn, decisions, [row])
+
+
+def _ledger_rows(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text("SELECT * FROM ledger ORDER BY seq"))]
+
+
+def _hash_is_unique(engine) -> bool:
+    found = inspect(engine)
+    uniques = [u["column_names"] for u in found.get_unique_constraints("ledger")]
+    indexes = [i["column_names"] for i in found.get_indexes("ledger") if i["unique"]]
+    return ["hash"] in uniques + indexes
+
+
+def test_0002_drops_the_unique_hash_and_keeps_every_record_byte_for_byte(db_target, make_decision) -> None:
+    """A log written at revision 0001 (decisions, a review, an outcome, a read) comes through the
+    upgrade with the same rows, a verifying chain and working foreign keys, takes new records after
+    it, and goes back down to 0001 with its data."""
+    engine = db_target.engine()
+    migrate(engine, "0001")
+    assert _hash_is_unique(engine)
+    store = AuditStore(engine)
+    decisions = [make_decision(i) for i in range(6)]
+    store.append_decisions(decisions)
+    first = decisions[0]["decision_id"]
+    store.append_review(first, "officer-0", "override", "red", "seen on the manifest")
+    store.append_outcome(first, "officer-0", True, revenue_recovered=120.0)
+    store.append_read("auditor-1", first, "decision")
+    before = _ledger_rows(engine)
+
+    migrate(engine)
+
+    assert not _hash_is_unique(engine)
+    assert _ledger_rows(engine) == before
+    assert verify_chain(engine).ok
+    if db_target.backend == "sqlite":
+        with engine.connect() as conn:  # the migration's connection went back to the pool with them on
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+    with engine.connect() as conn:  # the decisions' keys point at the rebuilt ledger
+        joined = conn.execute(
+            text("SELECT count(*) FROM decisions d JOIN ledger l ON l.seq = d.ledger_seq")
+        ).scalar()
+    assert joined == 6
+    store = AuditStore(engine)
+    store.append_decisions([make_decision(i) for i in range(6, 9)])
+    assert store.get_decision(first)["ledger_seq"] == 1
+    assert verify_chain(engine).ok
+    after = _ledger_rows(engine)
+
+    with write_transaction(engine, sqlite_foreign_keys=False) as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+    assert _hash_is_unique(engine)
+    assert _ledger_rows(engine) == after
+    assert verify_chain(engine).ok
