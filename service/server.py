@@ -271,10 +271,13 @@ class _Supervisor:
         writer is given to start. Without the database, the writer and the workers keep trying."""
         from service.store import StoreUnavailable, migrate
 
+        log.info("decision_log_migrating")
         try:
             migrate(self.database_url)
         except StoreUnavailable as exc:
             log.error("decision_log_not_migrated", error=str(exc))
+        except Exception as exc:  # e.g. a log of a newer release: the writer reports it as before
+            log.error("decision_log_not_migrated", error=repr(exc))
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.stop.set()
@@ -284,6 +287,8 @@ class _Supervisor:
             signal.signal(sig, self._on_signal)
         if self.writer_socket is not None:
             self._migrate_log()
+            if self.stop.is_set():  # stopped while migrating: nothing started yet
+                return 0
             self.writer = self._start_writer()
             if not self._writer_listening(self.writer):
                 log.error("log_writer_failed_to_start", pid=self.writer.pid)

@@ -289,8 +289,9 @@ def write_transaction(
 
     ``sqlite_foreign_keys=False`` (migrations only): SQLite enforces no foreign key during the
     transaction, as its documented way of rebuilding a table that others refer to requires (the
-    pragma has no effect inside a transaction, so it is set before and restored after); a
-    migration that rebuilds a table checks the keys itself (``PRAGMA foreign_key_check``).
+    pragma has no effect inside a transaction, so it is set before, and the connection is then
+    closed rather than pooled); a migration that rebuilds a table checks the keys itself
+    (``PRAGMA foreign_key_check``).
     """
     sqlite = is_sqlite(engine)
     writer_lock = _sqlite_writer_lock(engine) if sqlite else None
@@ -304,7 +305,8 @@ def write_transaction(
                 dbapi = conn.connection.dbapi_connection
                 assert dbapi is not None
                 dbapi.execute("PRAGMA foreign_keys = OFF")  # outside any transaction: takes effect
-                stack.callback(dbapi.execute, "PRAGMA foreign_keys = ON")  # before it goes back to the pool
+                # never back to the pool: a fresh connection has them on (the connect listener)
+                stack.callback(conn.invalidate)
         with conn.begin():
             if is_postgres(conn):
                 conn.execute(text("SET LOCAL synchronous_commit TO ON"))

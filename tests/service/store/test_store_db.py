@@ -278,7 +278,7 @@ def test_0002_drops_the_unique_hash_and_keeps_every_record_byte_for_byte(db_targ
     assert _ledger_rows(engine) == before
     assert verify_chain(engine).ok
     if db_target.backend == "sqlite":
-        with engine.connect() as conn:  # the migration's connection went back to the pool with them on
+        with engine.connect() as conn:  # the migration's connection, keys off, was not pooled
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
     with engine.connect() as conn:  # the decisions' keys point at the rebuilt ledger
