@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Table, create_engine, event, exc, func, insert, select, text
+from sqlalchemy import DateTime, Engine, Table, create_engine, event, exc, func, insert, select, text
 from sqlalchemy.engine import Connection, Dialect, make_url
 
 __all__ = [
@@ -406,14 +406,17 @@ def driver_insert(
     if not rows:
         return
     keys = tuple(rows[0])
-    sql, processors = _sqlite_insert(dialect, table, keys)
-    params = [
-        tuple(
-            value if process is None else process(value)
-            for value, process in zip((row[k] for k in keys), processors, strict=True)
-        )
-        for row in rows
-    ]
+    sql, processors, repeated = _sqlite_insert(dialect, table, keys)
+    columns: list[list[Any]] = [[row[k] for row in rows] for k in keys]
+    for j, process in enumerate(processors):
+        if process is None:
+            continue
+        if repeated[j]:  # a timestamp: the decisions of one batch share theirs, processed once
+            done: dict[Any, Any] = {}
+            columns[j] = [done[v] if v in done else done.setdefault(v, process(v)) for v in columns[j]]
+        else:
+            columns[j] = [process(v) for v in columns[j]]
+    params = list(zip(*columns, strict=True))
     cursor = dbapi_connection.cursor()
     try:
         cursor.executemany(sql, params)
@@ -425,12 +428,15 @@ def driver_insert(
 
 #: Per dialect (its processors carry its JSON serialiser), per table and column list.
 _sqlite_inserts: weakref.WeakKeyDictionary[
-    Dialect, dict[tuple[str, tuple[str, ...]], tuple[str, list[Any]]]
+    Dialect, dict[tuple[str, tuple[str, ...]], tuple[str, list[Any], list[bool]]]
 ] = weakref.WeakKeyDictionary()
 
 
-def _sqlite_insert(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> tuple[str, list[Any]]:
-    """The INSERT statement for ``keys`` of ``table`` and each column's bind processor (cached)."""
+def _sqlite_insert(
+    dialect: Dialect, table: Table, keys: tuple[str, ...]
+) -> tuple[str, list[Any], list[bool]]:
+    """The INSERT statement for ``keys`` of ``table``, each column's bind processor, and whether the
+    column holds timestamps (hashable values that repeat within an insert) (cached)."""
     memo = _sqlite_inserts.setdefault(dialect, {})
     if (found := memo.get((table.name, keys))) is None:
         quote = dialect.identifier_preparer.quote
@@ -440,7 +446,8 @@ def _sqlite_insert(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> tup
             f"VALUES ({', '.join('?' * len(columns))})"
         )
         processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
-        found = memo[(table.name, keys)] = (sql, processors)
+        repeated = [isinstance(getattr(c.type, "impl", c.type), DateTime) for c in columns]
+        found = memo[(table.name, keys)] = (sql, processors, repeated)
     return found
 
 

@@ -255,13 +255,15 @@ class AuditStore:
         return _Head(0, GENESIS)
 
     @staticmethod
-    def _ledger_row(head: _Head, rec: _Pending) -> dict[str, Any]:
+    def _ledger_row(head: _Head, rec: _Pending, created_at_text: str | None = None) -> dict[str, Any]:
+        """The ledger row of ``rec`` chained after ``head``; ``created_at_text``, when given, is
+        ``format_ts(rec.created_at)`` already written (shared by the records of a batch)."""
         seq = head.seq + 1
         h = hash_of_envelope(
             seq=seq,
             record_type=rec.record_type,
             record_id=rec.record_id,
-            created_at=rec.created_at,
+            created_at=rec.created_at if created_at_text is None else created_at_text,
             public_json=rec.public_json,
             personal_digest=rec.personal_digest,
             prev_hash=head.hash,
@@ -477,10 +479,13 @@ class AuditStore:
         ledger_rows: list[dict[str, Any]] = []
         index_rows: list[dict[str, Any]] = []
         hashes: list[list[str]] = []
+        times: dict[datetime, str] = {}  # a batch's decisions share their time: written once
         for call in calls:
             call_hashes = []
             for pending, index in call:
-                row = self._ledger_row(head, pending)
+                ts = pending.created_at
+                text = times.get(ts) or times.setdefault(ts, format_ts(ts))
+                row = self._ledger_row(head, pending, text)
                 head = _Head(row["seq"], row["hash"])
                 ledger_rows.append(row)
                 index_rows.append({**index, "ledger_seq": row["seq"]})

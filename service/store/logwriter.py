@@ -107,6 +107,7 @@ def decode_call(body: bytes) -> Call:
     end = body.index(b"\n")
     offset = end + 1
     call: Call = []
+    times: dict[str, datetime] = {}  # the decisions of one batch share their time: parsed once
     for item in orjson.loads(body[:end]):
         rid, created, digest, n_public, n_personal, *index_fields = item
         domain, officer, name, version, sha, score, channel, sel = index_fields
@@ -116,7 +117,7 @@ def decode_call(body: bytes) -> Call:
         if n_personal >= 0:
             personal = body[offset : offset + n_personal]
             offset += n_personal
-        ts = datetime.fromisoformat(created)
+        ts = times.get(created) or times.setdefault(created, datetime.fromisoformat(created))
         index = {
             "decision_id": rid,
             "created_at": ts,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from alembic import command
@@ -187,6 +187,9 @@ def test_sqlite_rows_go_to_the_driver_exactly_as_a_core_insert_sends_them(
         conn.execute(insert(table), list(rows))
 
     decisions = [make_decision(i) for i in range(6)]  # cargo and passenger: personal JSON and NULL
+    # a batch's decisions share one time (each insert processes a repeated timestamp once)
+    at = datetime(2025, 3, 1, 9, 30, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    batch = [make_decision(i, created_at=at) for i in range(6, 10)]
     stored = {}
     for name in ("driver", "core"):
         engine = make_engine(f"sqlite:///{tmp_path / name}.db")
@@ -201,6 +204,7 @@ def test_sqlite_rows_go_to_the_driver_exactly_as_a_core_insert_sends_them(
             store.append_decisions(decisions[:2])
             for d in decisions[2:]:
                 store.append_decision(**d)
+            store.append_decisions(batch)
         assert verify_chain(engine).ok
         engine.dispose()
         with sqlite3.connect(tmp_path / f"{name}.db") as raw:
@@ -212,7 +216,8 @@ def test_sqlite_rows_go_to_the_driver_exactly_as_a_core_insert_sends_them(
                 ).fetchall()
                 for table in ("ledger", "decisions")
             }
-    assert len(stored["driver"]["ledger"]) == len(stored["driver"]["decisions"]) == 6
+    assert len(stored["driver"]["ledger"]) == len(stored["driver"]["decisions"]) == 10
+    assert len({row[3] for row in stored["driver"]["ledger"][6:]}) == 1  # created_at, as UTC text
     assert stored["driver"] == stored["core"]
 
 
