@@ -8,7 +8,8 @@
 3. the request path over loopback (``bench/request_path.py``): one worker sequential, two workers with
    16 clients, against the usual-way FastAPI peer measured in the same run — on the demo models, and
    again with a reference-size cargo model (400 trees × 63 leaves) trained by the same pipeline;
-4. batch: the batch endpoint and ``borderrisk score`` on a file, rows explained per second;
+4. batch: the batch endpoint (on a fresh decision log, and again on one grown to 200,000 decisions by
+   ``bench/grow_log.py``) and ``borderrisk score`` on a file, rows explained per second;
 5. training on 1 M synthetic cargo rows: time and peak memory.
 
 Every loop is bounded in count and time, on 127.0.0.1 only. The results replace the section between
