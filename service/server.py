@@ -268,16 +268,15 @@ class _Supervisor:
     def _migrate_log(self) -> None:
         """Bring the decision log to the current schema before the writer starts: a migration that
         rebuilds a table (0002 on SQLite, about 20 s per 200,000 decisions) may take longer than the
-        writer is given to start. Without the database, the writer and the workers keep trying."""
-        from service.store import StoreUnavailable, migrate
+        writer is given to start. On any failure (the database down, a log of a newer release) the
+        writer and the workers keep trying and report it, as they did before."""
+        from service.store import migrate
 
         log.info("decision_log_migrating")
         try:
             migrate(self.database_url)
-        except StoreUnavailable as exc:
+        except Exception as exc:  # as the writer's own start (service.store.logwriter.run_writer)
             log.error("decision_log_not_migrated", error=str(exc))
-        except Exception as exc:  # e.g. a log of a newer release: the writer reports it as before
-            log.error("decision_log_not_migrated", error=repr(exc))
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.stop.set()
