@@ -11,8 +11,9 @@ is an upper bound on the endpoint's rows per second, measured in the same run as
 The same is measured for the single-record endpoint, whose records the decision queue decides a few
 at a time (:mod:`service.decision_queue`: each explained as if alone, the group logged in one
 transaction): groups of :data:`GROUP` records, the full explanation, one log transaction a group. It
-is what a request of the 2 workers × 16 clients run costs at the least besides the server's own
-work, which the ceiling run (the decision answered from memory) measures.
+is about what a request of the 2 workers × 16 clients run costs besides the server's own work, which
+the ceiling run (the decision answered from memory) measures; the writer there may commit both
+workers' groups in one transaction, which saves a part of the log's per-transaction cost.
 
 The process binds itself to one CPU, as a service worker is bound (:mod:`service.affinity`), so
 that the exact-explanation kernels run as they do there, on one thread.
