@@ -349,7 +349,7 @@ def render(results: dict[str, Any], command: str) -> str:
     lines += _request_path_table(
         "Request path over loopback (demo models, decision logged durably before each response)", rp
     )
-    lines += _decision_budget(rp, results["batch"].get("floor", {}).get("single"))
+    lines += _decision_budget(rp, results["batch"].get("floor"))
     lines += [
         "Both servers run as `borderrisk serve --workers N` runs the service (`service/server.py`): each "
         "worker listens on a socket of its own and the kernel spreads connections by a hash, so the "
@@ -478,26 +478,27 @@ TARGET_RATIO_2W_16C = 8
 TARGET_BATCH_ROWS_PER_S = 20_000
 
 
-def _decision_budget(rp: dict[str, Any], single: dict[str, Any] | None) -> list[str]:
+def _decision_budget(rp: dict[str, Any], floor: dict[str, Any] | None) -> list[str]:
     """What the ratio target leaves a decision, against what a decision and its log cost in-process
-    (``bench/batch_floor.py``): the ceiling run keeps both cores busy, so its CPU per request is about
-    what everything but the decision costs; the target rate allows so much in all."""
-    if "ceiling_2w_16c" not in rp or not single:
+    (``bench/batch_floor.py``): the CPU the ceiling run used per request (the machine's busy share of
+    its cores) is about what everything but the decision costs; the target rate allows so much in all."""
+    ceiling = rp.get("ceiling_2w_16c")
+    single = (floor or {}).get("single")
+    if not ceiling or not single or ceiling.get("machine_busy") is None:
         return []
-    cores = os.cpu_count() or 2
-    usual = rp["usual_2w_16c"]["throughput_rps"]
-    target = TARGET_RATIO_2W_16C * usual
+    cores = floor["cores"]
+    target = TARGET_RATIO_2W_16C * rp["usual_2w_16c"]["throughput_rps"]
     allowed = cores * 1e6 / target
-    stack = cores * 1e6 / rp["ceiling_2w_16c"]["throughput_rps"]
+    stack = ceiling["machine_busy"] * cores * 1e6 / ceiling["throughput_rps"]
     left = allowed - stack
     room = f"leaves about {left:,.0f} µs" if left > 0 else "leaves nothing"
     us = single["cpu_us_per_record"]
     return [
         f"What the {TARGET_RATIO_2W_16C}× target leaves the decision: {TARGET_RATIO_2W_16C}× the usual way "
         f"is {target:,.0f} requests/s, about {allowed:,.0f} µs of the {cores} cores' CPU a request in all "
-        "(the load generator's included). The ceiling run keeps the cores busy at "
-        f"{rp['ceiling_2w_16c']['throughput_rps']:,.0f} requests/s, about {stack:,.0f} µs a request for "
-        f"everything but the decision, which {room} for the decision and its durable log. In-process "
+        f"(the load generator's included). The ceiling run served {ceiling['throughput_rps']:,.0f} "
+        f"requests/s with the machine {ceiling['machine_busy']:.0%} busy, about {stack:,.0f} µs a request "
+        f"for everything but the decision, which {room} for the decision and its durable log. In-process "
         f"(`bench/batch_floor.py`, in the batch step of this run), records decided {single['group']} at "
         "a time as the decision queue groups them, each explained as if alone and each group logged in "
         f"one transaction, take {single['total_cpu_us_per_record']:,.0f} µs of CPU a record: reading "

@@ -150,6 +150,23 @@ def summary(r: LoadResult) -> dict[str, Any]:
     }
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """The machine's (busy, all) CPU time so far, in ticks (Linux ``/proc/stat``); None elsewhere."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of the machine's CPU time in use between two :func:`_cpu_ticks` readings."""
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
 def prepare_reference(demo_dir: Path, ref_dir: Path) -> str:
     """A registry in ``ref_dir`` whose cargo champion is a reference-size model (400 trees × 63
     leaves) trained on the demo history; the passenger model is the demo one. Returns its size."""
@@ -230,9 +247,11 @@ def _measure(
         run_load(served.port, reqs, clients=clients, total=warm_up, max_seconds=30)
         if workers == 1:
             return summary(run_load(served.port, reqs, clients=clients, total=total, max_seconds=max_seconds))
+        before = _cpu_ticks()
         load, split = load_and_split(served, reqs, clients=clients, total=total, max_seconds=max_seconds)
         result = summary(load)
         result["connections_per_worker"] = split
+        result["machine_busy"] = busy_share(before, _cpu_ticks())
         return result
 
 
