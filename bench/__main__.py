@@ -66,15 +66,22 @@ def machine() -> str:
 
 
 def treeshap_reference() -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.bench_treeshap", "--rows", "2000", "--batch", "50000"],
+    return _bench_module("bench.bench_treeshap", "--rows", "2000", "--batch", "50000").strip()
+
+
+def _bench_module(module: str, *args: str, data_dir: Path | None = None) -> str:
+    """What ``python -m module args`` prints, run in a process of its own (bounded to 10 minutes);
+    with ``data_dir``, in the benchmark's environment for that data (``request_path.bench_env``)."""
+    run = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=None if data_dir is None else request_path.bench_env(data_dir),
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
         timeout=600,
     )
-    return out.stdout.strip()
+    return run.stdout
 
 
 def _timed(fn, items: list, budget_s: float = 20.0) -> np.ndarray:
@@ -191,16 +198,8 @@ def _batch_endpoint(data_dir: Path, forms: tuple[str, ...]) -> dict[str, Any]:
 
 def _batch_floor(data_dir: Path) -> dict[str, Any]:
     """The endpoint's own work per row, in-process (``bench/batch_floor.py``), in a process of its own."""
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.batch_floor"],
-        env=request_path.bench_env(data_dir),
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+    printed = _bench_module("bench.batch_floor", data_dir=data_dir)
+    result: dict[str, Any] = json.loads(printed.strip().splitlines()[-1])
     return result
 
 
@@ -214,15 +213,8 @@ def batch(data_dir: Path) -> dict[str, Any]:
         out[f"endpoint_{form}"] = result
     request_path.fresh_log(data_dir)
     out["floor"] = _batch_floor(data_dir)
-    grown = subprocess.run(
-        [sys.executable, "-m", "bench.grow_log", str(GROWN_LOG)],
-        env=request_path.bench_env(data_dir),
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    said = re.search(r"holds (\d+) decisions \((\d+) s\)", grown.stdout)
+    grown = _bench_module("bench.grow_log", str(GROWN_LOG), data_dir=data_dir)
+    said = re.search(r"holds (\d+) decisions \((\d+) s\)", grown)
     out["grown_log"] = {"decisions": int(said.group(1)), "seconds": int(said.group(2))} if said else {}
     out["endpoint_compact_grown"] = _batch_endpoint(data_dir, ("compact",))["compact"]
     request_path.fresh_log(data_dir)  # 1.2 GB: not kept

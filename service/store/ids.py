@@ -10,7 +10,8 @@ holding 200,000 decisions (2-core AMD EPYC, transactions of 1,000 compact decisi
 the same (66–68 µs). The writer is the one serial step of every worker's decisions.
 
 The 74 random bits (from the operating system's secure source) keep ids unguessable; the time in an
-id is the decision's own ``created_at`` to the millisecond, which its reader sees anyway.
+id is when it was made, within milliseconds of the record's own ``created_at`` (a batch's records
+share that time, their ids are made one after the other), which its reader sees anyway.
 """
 
 from __future__ import annotations
